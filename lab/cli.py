@@ -1,0 +1,103 @@
+"""nodelab: the command line."""
+
+import argparse
+import sys
+
+from lab import host, images, targets
+from lab.cluster import Lab, dump
+from lab.errors import LabError
+from lab.progress import console, say
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nodelab", description="Reproduce Kubernetes node bugs on throw-away nodes.")
+    parser.add_argument("--kube-binaries", metavar="DIR",
+                        help="use kubelet/kube-apiserver/kube-controller-manager from DIR instead of building them")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("setup", help="install host packages, start a docker engine, build Kubernetes binaries")
+    sub.add_parser("doctor", help="what this host can and cannot run, and why")
+    p_images = sub.add_parser("images", help="list targets and their images; `images build TARGET` builds one")
+    p_images.add_argument("action", nargs="?", choices=["build"])
+    p_images.add_argument("target", nargs="?")
+    p_up = sub.add_parser("up", help="start nodes joined to the lab's API server")
+    p_up.add_argument("--target", default="xenial-ga")
+    p_up.add_argument("--nodes", type=int, default=1)
+    sub.add_parser("status", help="control plane, nodes, adapters")
+    sub.add_parser("down", help="remove everything the lab created")
+    p_run = sub.add_parser("run", help="run a scenario end to end and write its report")
+    p_run.add_argument("scenario")
+    p_run.add_argument("--target", action="append", help="target(s); default: the scenario's primary targets")
+    p_run.add_argument("--scenarios-dir", default=None, help="where scenario modules live (default ./scenarios)")
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except LabError as exc:
+        console().print(f"[red]nodelab {args.command}: {exc}[/red]")
+        return 2
+    except KeyboardInterrupt:
+        console().print("[yellow]interrupted; `nodelab down` removes whatever was left[/yellow]")
+        return 130
+
+
+def _lab(args) -> Lab:
+    return Lab(say=say, kube_binaries=args.kube_binaries)
+
+
+def cmd_setup(args) -> int:
+    for line in _lab(args).setup():
+        print(line)
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    checks = host.doctor()
+    for c in checks:
+        print(f"{'ok ' if c.ok else 'NO '} {c.name}: {c.detail}")
+    for t in targets.TARGETS.values():
+        print(f"{'NO ' if t.unavailable else 'ok '} target {t.name}: {t.unavailable or t.summary}")
+    return 0 if all(c.ok for c in checks if c.name in ("host packages", "root", "docker engine")) else 1
+
+
+def cmd_images(args) -> int:
+    lab = _lab(args)
+    if args.action == "build":
+        if not args.target:
+            raise LabError("images build needs a TARGET: " + ", ".join(targets.TARGETS))
+        print(images.build_node_image(lab.client, lab.state, targets.get(args.target), say, force=True))
+        return 0
+    for row in images.listing(lab.client):
+        print(f"{row['target']:10} {row['status']}\n{'':10} {row['summary']}")
+    return 0
+
+
+def cmd_up(args) -> int:
+    if args.nodes < 1:
+        raise LabError("--nodes must be at least 1")
+    lab = _lab(args)
+    for node in lab.up(args.target, args.nodes):
+        print(f"node {node.name} Ready (target {node.target}, adapters: {', '.join(node.adapters) or 'none'})")
+    print(f"kubeconfig: {lab.control_plane().kubeconfig}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    print(dump(_lab(args).status()))
+    return 0
+
+
+def cmd_down(args) -> int:
+    removed = _lab(args).down()
+    print("\n".join(removed) if removed else "nothing to remove")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from lab.scenario import runner
+    return runner.run_from_cli(_lab(args), args.scenario, args.target, args.scenarios_dir)
+
+
+COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "up": cmd_up,
+            "status": cmd_status, "down": cmd_down, "run": cmd_run}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Nodes: what scenarios act on, behind one interface (docker backend today)."""

@@ -1,0 +1,93 @@
+"""The node interface every backend implements.
+
+A backend supplies five primitives (exec with a timeout, file put/get, PID 1
+as the host sees it, a testinfra host); everything else here is built on
+`run`, so an SSH-reached node (Vagrant or qemu VM, a staging machine through
+paramiko) gets it for free.
+"""
+
+import shlex
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+
+@dataclass
+class Result:
+    rc: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.rc == 0 and not self.timed_out
+
+
+class CommandFailed(Exception):
+    def __init__(self, node: str, cmd: str, result: Result):
+        what = "timed out" if result.timed_out else f"exit {result.rc}"
+        super().__init__(f"on {node}: `{cmd}` {what}: {(result.stderr or result.stdout).strip()[-500:]}")
+        self.result = result
+
+
+class Node(ABC):
+    name: str
+    backend: str
+
+    @abstractmethod
+    def _exec(self, argv: list[str], timeout: float, stdin: bytes | None) -> Result:
+        """Run argv in the node; kill it and set timed_out after timeout seconds."""
+
+    @abstractmethod
+    def interactive_argv(self, argv: list[str]) -> list[str]:
+        """A host command line running argv in the node with stdin/stdout attached
+        (for long-lived tools driven over pipes, such as gdb under pygdbmi)."""
+
+    @abstractmethod
+    def put_file(self, path: str, content: bytes | str, mode: int = 0o644) -> None: ...
+
+    @abstractmethod
+    def get_file(self, path: str) -> bytes: ...
+
+    @abstractmethod
+    def pid1_host_pid(self) -> int:
+        """PID of the node's PID 1 (its systemd) as the lab host sees it."""
+
+    @abstractmethod
+    def testinfra_host(self):
+        """A testinfra Host for assertions on this node."""
+
+    def run(self, cmd: str | list[str], timeout: float = 60, check: bool = True,
+            stdin: bytes | None = None) -> Result:
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        # The node enforces the timeout itself, so nothing is left running there.
+        result = self._exec(["timeout", "-k", "5", str(int(timeout)), *argv], timeout + 15, stdin)
+        if result.rc in (124, 137) and not result.timed_out:
+            result.timed_out = True
+        if check and not result.ok:
+            raise CommandFailed(self.name, cmd if isinstance(cmd, str) else shlex.join(cmd), result)
+        return result
+
+    def journal(self, unit: str | None = None, since: str | None = None, grep: str | None = None,
+                lines: int = 200) -> str:
+        args = ["journalctl", "--no-pager", "-o", "short-precise", "-n", str(lines)]
+        if unit:
+            args += ["-u", unit]
+        if since:
+            args += ["--since", since]
+        out = self.run(args, timeout=60, check=False).stdout
+        if grep:
+            out = "\n".join(line for line in out.splitlines() if grep in line)
+        return out
+
+    def package_versions(self, names: list[str]) -> dict[str, str | None]:
+        """Installed versions read from the node's package database (never assumed)."""
+        fmt = "${Package}=${Version} ${db:Status-Abbrev}\\n"
+        out = self.run(["dpkg-query", "-W", f"-f={fmt}", *names], check=False).stdout
+        found: dict[str, str | None] = {n: None for n in names}
+        for line in out.splitlines():
+            pkg_ver, _, status = line.partition(" ")
+            name, _, version = pkg_ver.partition("=")
+            if status.startswith("ii") or status.startswith("hi"):
+                found[name] = version
+        return found

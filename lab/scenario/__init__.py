@@ -1,0 +1,1 @@
+"""The scenario framework: bug records, phases, observations, verdicts, reports."""

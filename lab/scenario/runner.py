@@ -1,0 +1,200 @@
+"""Running a scenario: phases in order, teardown always, verdict from evidence.
+
+A scenario reads like the incident report (learned from Jepsen's test
+lifecycle and Chaos Toolkit's steady-state hypothesis / method / rollbacks):
+`prepare` (workload, then the steady state must hold), `inject`, `detect`
+(named observations, each with a deadline), `recover` (only where the
+symptom appeared), `verify` (the steady state again, for a while), and
+`teardown` in `finally`. The verdict is derived here from what was observed;
+a scenario never sets it.
+"""
+
+import importlib.util
+import json
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lab import paths
+from lab.cluster import Lab, report_environment
+from lab.errors import LabError
+from lab.kube import Kube
+from lab.nodes.docker import DockerNode
+from lab.progress import console, say
+from lab.scenario.evidence import FIX, INJECTION, RECOVERY, STEADY, SYMPTOM, Timeline
+from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord
+
+PHASES = ("prepare", "inject", "detect", "recover", "verify")
+
+
+@dataclass
+class Context:
+    lab: Lab
+    node: DockerNode
+    kube: Kube
+    timeline: Timeline
+    params: dict = field(default_factory=dict)
+    scratch: dict = field(default_factory=dict)   # what one phase leaves for the next
+
+    def observe(self, *args, **kwargs):
+        obs = self.timeline.observe(*args, **kwargs)
+        mark = "[green]seen[/green]" if obs.seen else "[yellow]not seen[/yellow]"
+        say(f"  {obs.kind}: {obs.name} {mark} at {obs.at:+.0f}s: {obs.summary}")
+        return obs
+
+
+class Scenario:
+    """Subclasses set the class attributes and implement the phases."""
+    name: str = ""
+    record: BugRecord
+    primary_targets: tuple[str, ...] = ()
+    kubelet_flags: tuple[str, ...] = ()
+    stand_ins: tuple[str, ...] = ()      # stand-ins in the causal chain, said in every report
+
+    def prepare(self, ctx: Context) -> None: ...
+    def inject(self, ctx: Context) -> None: ...
+    def detect(self, ctx: Context) -> None: ...
+    def recover(self, ctx: Context) -> None: ...
+    def verify(self, ctx: Context) -> None: ...
+    def teardown(self, ctx: Context) -> None: ...
+
+
+def derive_verdict(t: Timeline) -> tuple[str, str]:
+    if not t.seen(INJECTION) or t.missed(INJECTION):
+        return INCONCLUSIVE, "the injection did not take: " + "; ".join(o.summary for o in t.missed(INJECTION))
+    if t.missed(STEADY):
+        return INCONCLUSIVE, "the steady state did not hold: " + "; ".join(o.summary for o in t.missed(STEADY))
+    if t.seen(SYMPTOM):
+        if t.seen(RECOVERY) and not t.missed(RECOVERY):
+            return REPRODUCES, "symptom seen: " + "; ".join(o.name for o in t.seen(SYMPTOM)) + \
+                "; recovery restored the steady state"
+        return INCONCLUSIVE, "symptom seen but recovery failed: " + \
+            "; ".join(o.summary for o in t.missed(RECOVERY)) or "no recovery observed"
+    if t.seen(FIX) and not t.missed(FIX):
+        return IMMUNE, "fix fingerprint seen: " + "; ".join(o.name for o in t.seen(FIX)) + \
+            "; no symptom within the window"
+    return INCONCLUSIVE, "neither the symptom nor the fix's fingerprint was observed"
+
+
+def run(lab: Lab, scenario: Scenario, target: str, params: dict | None = None) -> dict:
+    timeline = Timeline()
+    report: dict = {"scenario": scenario.name, "bug": _record_dict(scenario.record), "target": target,
+                    "stand_ins": list(scenario.stand_ins), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    say(f"[bold]{scenario.name}[/bold] on {target}: {scenario.record.title}")
+    t0 = time.monotonic()
+    node = lab.up(target, 1, kubelet_flags=scenario.kubelet_flags, prefix=f"nodelab-{scenario.name}-{target}")[0]
+    timeline.phases["boot"] = {"seconds": round(time.monotonic() - t0, 1)}
+    ctx = Context(lab, node, lab.kube(), timeline, dict(params or {}))
+    error = None
+    try:
+        report["environment"] = report_environment(lab, node)
+        expected, why = scenario.record.expected(report["environment"]["packages"])
+        report["expected"] = {"verdict": expected, "why": why}
+        say(f"expected verdict from the node's versions: {expected} ({why})")
+        for phase in PHASES:
+            if phase == "recover" and not timeline.seen(SYMPTOM):
+                timeline.phases[phase] = {"skipped": "no symptom appeared, nothing to recover"}
+                continue
+            say(f"[bold]{phase}[/bold]")
+            start = time.monotonic()
+            if phase == "inject":
+                timeline.injected_at = start
+            getattr(scenario, phase)(ctx)
+            timeline.phases[phase] = {"seconds": round(time.monotonic() - start, 1)}
+            if phase == "prepare" and timeline.missed(STEADY):
+                break
+    except (LabError, Exception) as exc:  # noqa: BLE001 - any failure is reported, then teardown runs
+        error = f"{type(exc).__name__}: {exc}"
+        report["error"] = error
+        report["traceback"] = traceback.format_exc()
+        say(f"[red]error: {error}[/red]")
+    finally:
+        start = time.monotonic()
+        try:
+            scenario.teardown(ctx)
+        finally:
+            lab.remove_node(node)
+            timeline.phases["teardown"] = {"seconds": round(time.monotonic() - start, 1)}
+    verdict, reason = derive_verdict(timeline) if error is None else (INCONCLUSIVE, f"the run failed: {error}")
+    report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
+                   "total_seconds": round(time.monotonic() - t0, 1)})
+    report["report_file"] = str(_write(report))
+    _summary(report)
+    return report
+
+
+def _record_dict(r: BugRecord) -> dict:
+    return {"id": r.id, "title": r.title, "component": r.component, "mechanism": r.mechanism,
+            "references": list(r.references), "affected": r.affected,
+            "fixes": [{"version": f.version, "line": f.line, "note": f.note} for f in r.fixes]}
+
+
+def _write(report: dict) -> Path:
+    out = paths.reports_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{report['scenario']}-{report['target']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2, default=str))
+    return path
+
+
+def _summary(report: dict) -> None:
+    c = console()
+    exp = report.get("expected", {}).get("verdict", "?")
+    colour = "green" if report["verdict"] == exp else "red"
+    c.print(f"[{colour}]{report['scenario']} on {report['target']}: {report['verdict']} "
+            f"(expected {exp})[/{colour}] — {report['verdict_reason']}")
+    for name, p in report.get("phases", {}).items():
+        c.print(f"  phase {name}: {p.get('seconds', p.get('skipped'))}")
+    for s in report.get("stand_ins", []):
+        c.print(f"  stand-in: {s}")
+    c.print(f"  report: {report['report_file']}")
+
+
+def explain(report: dict) -> str:
+    lines = [f"{report['scenario']} on {report['target']}: verdict {report['verdict']}, expected "
+             f"{report.get('expected', {}).get('verdict')}: {report['verdict_reason']}"]
+    for o in report.get("observations", []):
+        lines.append(f"  [{o['kind']}] {o['name']}: {'seen' if o['seen'] else 'NOT seen'} at {o['at']}s: {o['summary']}")
+    if report.get("error"):
+        lines.append(report.get("traceback", ""))
+    lines.append(f"report: {report['report_file']}")
+    return "\n".join(lines)
+
+
+def check(lab: Lab, scenario: Scenario, target: str) -> dict:
+    """The pytest body of every scenario: observed verdict == expected verdict."""
+    report = run(lab, scenario, target)
+    expected = report.get("expected", {}).get("verdict")
+    assert expected in (REPRODUCES, IMMUNE), explain(report)
+    assert report["verdict"] == expected, explain(report)
+    return report
+
+
+# -- scenario discovery for the CLI ---------------------------------------------
+def load_scenarios(directory: Path) -> dict[str, Scenario]:
+    if not directory.is_dir():
+        raise LabError(f"no scenarios directory at {directory} (use --scenarios-dir)")
+    found = {}
+    for path in sorted(directory.glob("test_*.py")):
+        spec = importlib.util.spec_from_file_location(f"nodelab_scenario_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        scenario = getattr(module, "SCENARIO", None)
+        if isinstance(scenario, Scenario):
+            found[scenario.name] = scenario
+    return found
+
+
+def run_from_cli(lab: Lab, name: str, target_names: list[str] | None, directory: str | None) -> int:
+    from lab import targets
+    scenarios = load_scenarios(Path(directory) if directory else Path.cwd() / "scenarios")
+    if name not in scenarios:
+        raise LabError(f"unknown scenario {name!r}; known: {', '.join(sorted(scenarios)) or 'none'}")
+    scenario = scenarios[name]
+    chosen = target_names or list(scenario.primary_targets)
+    for t in chosen:
+        targets.runnable(t)
+    results = [run(lab, scenario, t) for t in chosen]
+    ok = all(r["verdict"] == r.get("expected", {}).get("verdict") for r in results)
+    return 0 if ok else 1
