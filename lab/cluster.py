@@ -48,6 +48,7 @@ class Lab:
         self._kube_binaries_dir = kube_binaries
         self._client = None
         self._bins = None
+        self.sandbox_image: str | None = None   # also the workload image (busybox)
 
     # -- ground -------------------------------------------------------------
     @property
@@ -98,6 +99,7 @@ class Lab:
         target = targets.runnable(target_name)
         image = images.build_node_image(self.client, self.state, target, self.say)
         sandbox = images.busybox_image(self.client, self.say)
+        self.sandbox_image = sandbox
         cp = self.control_plane()
         network, _ = self.network()
         kube = Kube(cp.kubeconfig)

@@ -4,7 +4,7 @@ import time
 
 from rich.console import Console
 
-_console = Console(stderr=True, highlight=False)
+_console = Console(stderr=True, highlight=False, soft_wrap=True)
 _t0 = time.monotonic()
 
 

@@ -77,17 +77,23 @@ def _int(text: str) -> int:
     return int(m.group(1), 0)
 
 
+def _background_ping(node: Node) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+    pinger = threading.Thread(target=lambda: box.setdefault("ping", ping_systemd(node, timeout=10)), daemon=True)
+    pinger.start()
+    return pinger, box
+
+
 def _hits_during_ping(g: Gdb, node: Node, bus_expr: str, offset: int, write: int | None = None,
                       only_bus: int | None = None) -> tuple[list[Hit], Ping]:
     """Ping systemd while PID 1 runs under a breakpoint on sd_bus_send; record
-    every hit's bus and cookie (optionally write the cookie at the first hit on
-    only_bus). PID 1 stops only for the few MI commands of each hit."""
-    box: dict = {}
-    pinger = threading.Thread(target=lambda: box.setdefault("ping", ping_systemd(node, timeout=10)))
-    pinger.start()
+    every hit's bus and cookie. PID 1 stops only for the few MI commands of
+    each hit. With `write`, the cookie is written at the first hit on
+    only_bus and PID 1 is left at that breakpoint (the caller detaches)."""
+    pinger, box = _background_ping(node)
     hits: list[Hit] = []
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (pinger.is_alive() or g._stops):
+    while time.monotonic() < deadline and (pinger.is_alive() or g.pending_stop()):
         if g.wait_stop(0.3) is None:
             continue
         bus = _int(g.value(f"(unsigned long){bus_expr}"))
@@ -97,7 +103,10 @@ def _hits_during_ping(g: Gdb, node: Node, bus_expr: str, offset: int, write: int
         if write is not None and (only_bus is None or bus == only_bus):
             g.mi(f'-gdb-set var *(unsigned long *){address} = {write}')
             hits.append(Hit(bus, _int(g.value(f"*(unsigned long *){address}"))))
-            write = None
+            g.mi("-break-delete")
+            g.mi("-target-detach")
+            g.attached = False
+            break
         g.cont()
     pinger.join(timeout=15)
     return hits, box.get("ping") or Ping(False, None, 0, "ping thread did not finish")
@@ -106,7 +115,7 @@ def _hits_during_ping(g: Gdb, node: Node, bus_expr: str, offset: int, write: int
 def push_cookie(node: Node, value: int, systemd_version: str) -> CookiePush:
     """Set PID 1's system-bus cookie to `value`; returns what was seen."""
     line = re.split(r"[.\-+~]", systemd_version.split(":")[-1])[0]
-    g = Gdb(node, 1)
+    g = Gdb(node, 1, provoke_stop=lambda: _background_ping(node))
     push = CookiePush(located_by="")
     try:
         with g:

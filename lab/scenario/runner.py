@@ -35,7 +35,8 @@ class Context:
     kube: Kube
     timeline: Timeline
     params: dict = field(default_factory=dict)
-    scratch: dict = field(default_factory=dict)   # what one phase leaves for the next
+    environment: dict = field(default_factory=dict)   # versions read from the node
+    scratch: dict = field(default_factory=dict)       # what one phase leaves for the next
 
     def observe(self, *args, **kwargs):
         obs = self.timeline.observe(*args, **kwargs)
@@ -88,7 +89,7 @@ def run(lab: Lab, scenario: Scenario, target: str, params: dict | None = None) -
     ctx = Context(lab, node, lab.kube(), timeline, dict(params or {}))
     error = None
     try:
-        report["environment"] = report_environment(lab, node)
+        report["environment"] = ctx.environment = report_environment(lab, node)
         expected, why = scenario.record.expected(report["environment"]["packages"])
         report["expected"] = {"verdict": expected, "why": why}
         say(f"expected verdict from the node's versions: {expected} ({why})")

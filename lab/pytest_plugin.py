@@ -1,0 +1,53 @@
+"""pytest wiring for scenario modules: `--target`, the `lab` and `target` fixtures.
+
+Each scenario test is parametrized over targets: by default the scenario's
+primary targets (one affected, one fixed), `--target NAME` (repeatable) to
+choose, `--target all` for the whole matrix. A target this host cannot run is
+skipped with the exact reason; a missing prerequisite is never a pass.
+"""
+
+import pytest
+
+from lab import targets
+from lab.errors import LabError
+
+
+def pytest_addoption(parser):
+    parser.addoption("--target", action="append", default=[],
+                     help="target(s) to run scenarios on; 'all' for every target (default: primary targets)")
+
+
+def pytest_generate_tests(metafunc):
+    if "target" not in metafunc.fixturenames:
+        return
+    chosen = metafunc.config.getoption("--target")
+    scenario = getattr(metafunc.module, "SCENARIO", None)
+    if not chosen:
+        chosen = list(getattr(scenario, "primary_targets", ()) or targets.PRIMARY)
+    elif "all" in chosen:
+        chosen = list(targets.TARGETS)
+    for name in chosen:
+        targets.get(name)   # unknown target: a clear error at collection
+    params = [pytest.param(n, marks=pytest.mark.skip(reason=f"target {n}: {targets.TARGETS[n].unavailable}"))
+              if targets.TARGETS[n].unavailable else n for n in chosen]
+    metafunc.parametrize("target", params)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The lab, set up once per session; what the session created is removed at the end
+    (a lab the user brought up before the session is left alone)."""
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("scenarios need root (nodes, mounts, gdb on PID 1)")
+    from lab.cluster import Lab
+    from lab.progress import say
+    instance = Lab(say=say)
+    had_state = bool(instance.state.resources())
+    try:
+        instance.setup()
+    except LabError as exc:
+        pytest.fail(f"lab setup failed: {exc}", pytrace=False)
+    yield instance
+    if not had_state:
+        instance.down()

@@ -1,0 +1,264 @@
+"""systemd's sd-bus cookie overflows: runc hangs, PLEG turns unhealthy, the node goes NotReady.
+
+The incident (four of the source documents): after months of uptime a node
+turns NotReady with `PLEG is not healthy`; runc processes hang; docker
+inspect blocks on a container lock held by an exec; `busctl` calls to
+org.freedesktop.systemd1 time out while `systemctl` still works;
+`systemctl daemon-reexec` clears it.
+
+Mechanism: PID 1 stamps every message it sends on its connection to
+dbus-daemon with `++bus->cookie` (uint64). dbus1 messages refuse cookies above
+0xffffffff (-EOPNOTSUPP), and pre-v242 sd-bus never wraps, so once past 2^32
+every later send fails. runc (systemd cgroup driver; rc3..rc8 also created a
+probe slice per invocation) waits for systemd's answers forever, holding
+docker's container lock; kubelet's PLEG relist inspects the container, blocks,
+and after 3 min the node is NotReady.
+
+The lab fast-forwards the months with gdb (pygdbmi) on the node's PID 1: the
+cookie is located (debug symbols, or a per-version offset verified against
+systemd's reply serials), set to 0xfffffff0, and PID 1 is released at once.
+
+Steady state: node Ready; a pod with an exec liveness probe every 2 s and a
+pod whose container exits every 15 s are Running (without such workload the
+node stays Ready although pods can no longer start: platform.md).
+Detection: the cookie read again is past 0xffffffff; a system-bus Ping to
+systemd1 times out while the private socket answers; runc processes stuck;
+Ready=False with `PLEG is not healthy`. Immune builds: the reply serials
+continue from 0x80000000 (the fix's COOKIE_CYCLED) and the node stays Ready
+past the PLEG threshold plus margin.
+Recovery: `systemctl daemon-reexec`; the bus answers, stuck runc exit, the
+node is Ready and stays Ready, new pods start.
+"""
+
+import time
+
+from lab import sdbus, workload
+from lab.nodes.base import Node
+from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
+from lab.scenario.record import BugRecord, Fix
+from lab.scenario.runner import Context, Scenario, check
+
+RECORD = BugRecord(
+    id="systemd-sdbus-cookie-overflow",
+    title="systemd sd-bus cookie overflow: runc hangs, PLEG is not healthy, node NotReady",
+    component="systemd",
+    mechanism="PID 1's uint64 bus cookie passes 0xffffffff; dbus1 sealing fails with EOPNOTSUPP for every "
+              "later message; runc (systemd cgroup driver) waits forever; docker's container lock is held; "
+              "kubelet's PLEG relist blocks for more than 3 min",
+    references=(
+        "systemd issue #11809", "systemd PR #11818 (commit 1f82f5bb 'sd-bus: deal with cookie overruns', v242)",
+        "Launchpad #1876600 (Ubuntu 16.04 backport, 229-4ubuntu21.29)",
+        "Red Hat BZ#1720699 (219-62.8, 7.6.z), BZ#1693559 (219-65, 7.7)",
+        "runc PR #1084 (per-call systemd test slice, rc3) / PR #2117 (removed, rc9)",
+        "kubernetes pkg/kubelet/pleg/generic.go (relistThreshold 3 min)",
+    ),
+    affected="systemd < v242 without a backport of 1f82f5bb",
+    fixes=(
+        Fix("242", "upstream v242, commit 1f82f5bb (cookie wraps to 0x80000000)"),
+        Fix("229-4ubuntu21.29", "Ubuntu 16.04 backport, LP #1876600", line="229"),
+        Fix("219-62.8", "RHEL 7.6.z backport, BZ#1720699", line="219"),
+    ),
+)
+
+PROBE_POD, RESTARTER_POD, AFTER_POD = "cookie-probed", "cookie-restarter", "cookie-after-recovery"
+STUCK_RUNC_SECONDS = 30
+PLEG_PREFIX = "PLEG is not healthy"
+
+
+def stuck_runc(node: Node, older_than: int = STUCK_RUNC_SECONDS) -> list[str]:
+    out = node.run(["ps", "-eo", "pid,etimes,comm,args"], check=False).stdout
+    stuck = []
+    for line in out.splitlines()[1:]:
+        parts = line.split(None, 3)
+        if len(parts) == 4 and parts[2].startswith("runc") and int(parts[1]) > older_than:
+            stuck.append(line.strip())
+    return stuck
+
+
+def dockerd_goroutines(node: Node) -> tuple[str, str]:
+    """SIGUSR1 makes dockerd dump its goroutines to a file; count the lock waits."""
+    node.run("kill -USR1 $(pidof dockerd)", check=False)
+    time.sleep(2)
+    path = node.run("ls -t /var/run/docker/goroutine-stacks-*.log 2>/dev/null | head -1", check=False).stdout.strip()
+    dump = node.run(["cat", path], check=False, timeout=30).stdout if path else ""
+    blocks = dump.split("\n\n")
+    inspect = sum(1 for b in blocks if "ContainerInspect" in b and "Mutex" in b)
+    exec_start = sum(1 for b in blocks if "ContainerExecStart" in b)
+    return f"{inspect} goroutines in ContainerInspect waiting on a mutex, {exec_start} in ContainerExecStart " \
+           f"({path or 'no dump file'})", "\n\n".join(b for b in blocks if "ContainerInspect" in b)[:20000]
+
+
+class CookieOverflow(Scenario):
+    name = "cookie"
+    record = RECORD
+    primary_targets = ("xenial-ga", "bookworm")
+    # How long detection watches for NotReady, and how long an immune node
+    # must stay Ready after the injection (PLEG threshold 3 min + margin).
+    watch_seconds = 480
+    ready_hold_seconds = 270
+    verify_hold_seconds = 120
+
+    def prepare(self, ctx: Context) -> None:
+        node, image = ctx.node.name, ctx.lab.sandbox_image
+        ctx.kube.create_pod(workload.pod(PROBE_POD, node, image, "while :; do sleep 3600; done",
+                                         probe=["/bin/true"], probe_period=2))
+        ctx.kube.create_pod(workload.pod(RESTARTER_POD, node, image, "sleep 15; exit 1"))
+        deadline = time.monotonic() + 120
+        phases = {}
+        while time.monotonic() < deadline:
+            phases = {p: workload.phase_and_restarts(ctx.kube.pod(p))[0] for p in (PROBE_POD, RESTARTER_POD)}
+            if all(v == "Running" for v in phases.values()):
+                break
+            time.sleep(2)
+        ctx.observe("workload-running", STEADY, all(v == "Running" for v in phases.values()),
+                    f"pod phases {phases}")
+        ready = ctx.kube.condition(node)
+        ctx.observe("node-ready", STEADY, ready.status == "True", f"Ready={ready.status} {ready.message}")
+        ping = sdbus.ping_systemd(ctx.node)
+        ctx.observe("system-bus-answers", STEADY, ping.answered, f"Ping reply serial {ping.serial}", ping.raw)
+
+    def inject(self, ctx: Context) -> None:
+        value = int(ctx.params.get("cookie", 0xFFFFFFF0))
+        push = sdbus.push_cookie(ctx.node, value, ctx.environment["packages"]["systemd"])
+        ctx.scratch["push"] = push
+        raw = "\n".join([f"located by: {push.located_by}", *push.verification, "", push.transcript])
+        after = push.reply_serial_after
+        took = push.written == value and after is not None and value < after <= value + 0x10
+        ctx.observe("cookie-set-by-gdb", INJECTION, took,
+                    f"PID 1 system-bus cookie {push.before} -> {value:#x} ({push.located_by}); next reply serial "
+                    f"{hex(after) if after is not None else 'none'}", raw)
+
+    def detect(self, ctx: Context) -> None:
+        node, push = ctx.node, ctx.scratch["push"]
+        # 1. Drive the bus: up to 40 system-bus Pings, as many as answer.
+        serials, last = [], None
+        for _ in range(40):
+            last = sdbus.ping_systemd(node, timeout=5)
+            if not last.answered:
+                break
+            serials.append(last.serial)
+        private_ok, private_raw = sdbus.private_socket_answers(node)
+        trail = ", ".join(hex(s) for s in serials[-5:])
+        if last is not None and not last.answered:
+            ctx.observe("system-bus-call-to-systemd1-times-out", SYMPTOM, private_ok,
+                        f"Ping {len(serials) + 1} got no answer after serials ... {trail}; private socket "
+                        f"{'answers' if private_ok else 'does NOT answer'}", f"{last.raw}\n{private_raw}")
+        wrapped = [s for s in serials if sdbus.COOKIE_CYCLED <= s < sdbus.COOKIE_CYCLED + 0x1000]
+        if wrapped:
+            ctx.observe("reply-serials-wrap-to-0x80000000", FIX, True,
+                        f"{len(serials)} Pings answered; serials ... {trail} (wrapped at {hex(wrapped[0])})")
+        # 2. The sources' own test: read the cookie again.
+        cookie, transcript = sdbus.read_cookie(node, push.address)
+        if cookie > sdbus.UINT32_MAX:
+            ctx.observe("cookie-past-0xffffffff", SYMPTOM, True, f"bus->cookie = {cookie:#x}", transcript)
+        else:
+            ctx.observe("cookie-read-again", EVIDENCE, True, f"bus->cookie = {cookie:#x}", transcript)
+        # 3. Watch runc and the node's Ready condition.
+        injected = ctx.timeline.injected_at
+        stuck_seen = notready_seen = False
+        transitions, last_status = [], "True"
+        while time.monotonic() - injected < self.watch_seconds:
+            if not stuck_seen and (stuck := stuck_runc(node)):
+                stuck_seen = True
+                ctx.observe("runc-stuck", SYMPTOM, True, f"{len(stuck)} runc processes older than "
+                            f"{STUCK_RUNC_SECONDS} s", "\n".join(stuck))
+            cond = ctx.kube.condition(node.name)
+            if cond.status != last_status:
+                transitions.append(f"+{ctx.timeline.since_injection():.0f}s Ready={cond.status}: {cond.message}")
+                last_status = cond.status
+            if not notready_seen and cond.status == "False" and cond.message.startswith(PLEG_PREFIX):
+                notready_seen = True
+                journal = node.journal("kubelet", grep=PLEG_PREFIX, lines=2000)
+                ctx.observe("node-notready-pleg", SYMPTOM, True, f"Ready=False: {cond.message}",
+                            journal[-6000:])
+                summary, dump = dockerd_goroutines(node)
+                ctx.observe("dockerd-goroutines", EVIDENCE, "0 goroutines" not in summary, summary, dump)
+                flap_until = time.monotonic() + 45
+                while time.monotonic() < flap_until:   # the flapping the sources describe
+                    cond = ctx.kube.condition(node.name)
+                    if cond.status != last_status:
+                        transitions.append(f"+{ctx.timeline.since_injection():.0f}s Ready={cond.status}")
+                        last_status = cond.status
+                    time.sleep(3)
+                break
+            held = time.monotonic() - injected
+            if not stuck_seen and wrapped and held >= self.ready_hold_seconds and last_status == "True":
+                break
+            time.sleep(5)
+        ctx.observe("ready-transitions", EVIDENCE, bool(transitions),
+                    f"{len(transitions)} Ready transitions after injection", "\n".join(transitions))
+        if not notready_seen and not stuck_seen:
+            held = time.monotonic() - injected
+            ctx.observe("node-ready-past-pleg-threshold", STEADY,
+                        last_status == "True" and held >= self.ready_hold_seconds,
+                        f"Ready={last_status} {held:.0f} s after injection, no runc stuck")
+
+    def recover(self, ctx: Context) -> None:
+        node = ctx.node
+        t0 = time.monotonic()
+        res = node.run(["systemctl", "daemon-reexec"], check=False, timeout=60)
+        ctx.observe("daemon-reexec", EVIDENCE, res.ok, f"systemctl daemon-reexec exit {res.rc}",
+                    res.stdout + res.stderr)
+        ping = None
+        while time.monotonic() - t0 < 60:
+            ping = sdbus.ping_systemd(node, timeout=5)
+            if ping.answered:
+                break
+        ctx.observe("system-bus-answers-again", RECOVERY, bool(ping and ping.answered),
+                    f"Ping answered {time.monotonic() - t0:.0f} s after daemon-reexec, serial {ping and ping.serial}",
+                    ping.raw if ping else "")
+        stuck = stuck_runc(node)
+        while stuck and time.monotonic() - t0 < 120:
+            time.sleep(3)
+            stuck = stuck_runc(node)
+        ctx.observe("stuck-runc-gone", RECOVERY, not stuck, f"{len(stuck)} runc older than "
+                    f"{STUCK_RUNC_SECONDS} s, {time.monotonic() - t0:.0f} s after daemon-reexec", "\n".join(stuck))
+        ready = ctx.kube.condition(node.name)
+        while ready.status != "True" and time.monotonic() - t0 < 240:
+            time.sleep(2)
+            ready = ctx.kube.condition(node.name)
+        ctx.scratch["ready_again_after"] = round(time.monotonic() - t0, 1)
+        ctx.observe("node-ready-again", RECOVERY, ready.status == "True",
+                    f"Ready={ready.status} {ctx.scratch['ready_again_after']} s after daemon-reexec "
+                    f"{ready.message}")
+        ctx.scratch["restarts_at_recovery"] = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))[1]
+        ctx.kube.create_pod(workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
+        phase = ""
+        while time.monotonic() - t0 < 300:
+            phase = workload.phase_and_restarts(ctx.kube.pod(AFTER_POD))[0]
+            if phase == "Running":
+                break
+            time.sleep(2)
+        ctx.observe("new-pod-starts", RECOVERY, phase == "Running",
+                    f"pod {AFTER_POD} {phase or 'absent'} {time.monotonic() - t0:.0f} s after daemon-reexec")
+
+    def verify(self, ctx: Context) -> None:
+        hold = self.verify_hold_seconds if ctx.timeline.seen(SYMPTOM) else 10
+        t0 = time.monotonic()
+        statuses = []
+        while time.monotonic() - t0 < hold:
+            cond = ctx.kube.condition(ctx.node.name)
+            statuses.append(cond.status)
+            if cond.status != "True":
+                break
+            time.sleep(5)
+        ok = statuses and all(s == "True" for s in statuses)
+        ctx.observe("node-stays-ready", STEADY if not ctx.timeline.seen(SYMPTOM) else RECOVERY, bool(ok),
+                    f"Ready over {time.monotonic() - t0:.0f} s: {''.join('R' if s == 'True' else 'N' for s in statuses)}")
+        phase, restarts = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))
+        before = ctx.scratch.get("restarts_at_recovery")
+        ctx.observe("restarter-restarts", EVIDENCE, before is None or restarts > before,
+                    f"{RESTARTER_POD} {phase}, restarts {restarts} (at recovery: {before})")
+        ping = sdbus.ping_systemd(ctx.node)
+        ctx.observe("system-bus-cookie-now", EVIDENCE, ping.answered, f"reply serial {ping.serial}", ping.raw)
+
+    def teardown(self, ctx: Context) -> None:
+        for name in (PROBE_POD, RESTARTER_POD, AFTER_POD):
+            ctx.kube.delete_pod(name)
+
+
+SCENARIO = CookieOverflow()
+
+
+def test_cookie(lab, target):
+    check(lab, SCENARIO, target)

@@ -1,0 +1,54 @@
+"""`up` brings a real node to Ready against the lab's API server; `down` leaves nothing.
+
+Runs in a lab of its own (a separate state dir, hence its own owner label,
+network and control plane), so it never touches a lab the user has up.
+"""
+
+import os
+
+import pytest
+
+from lab import host
+from lab.errors import LabError
+from lab.state import owner_label
+
+pytestmark = pytest.mark.integration
+
+EXPECTED = {
+    "xenial-ga": ("docker://18.9.7", "Ubuntu 16.04"),
+    "bookworm": ("docker://20.10.", "Debian GNU/Linux 12"),
+}
+
+
+@pytest.fixture
+def engine():
+    if os.geteuid() != 0:
+        pytest.skip("needs root: node containers, mounts")
+    try:
+        return host.docker_client(timeout=10)
+    except LabError as exc:
+        pytest.skip(f"no docker engine answers ({exc}); run `nodelab setup` first")
+
+
+@pytest.mark.parametrize("target", list(EXPECTED))
+def test_up_joins_a_ready_node_and_down_leaves_nothing(target, engine, tmp_path, monkeypatch):
+    from lab.cluster import Lab
+    monkeypatch.setenv("NODELAB_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("NODELAB_CACHE_DIR")   # reuse the real build cache
+    lab = Lab(say=lambda m: None)
+    try:
+        node = lab.up(target, 1)[0]
+        info = lab.kube().node(node.name).status.node_info
+        runtime, os_image = EXPECTED[target]
+        assert info.kubelet_version == "v1.20.2"
+        assert info.container_runtime_version.startswith(runtime)
+        assert info.os_image.startswith(os_image)
+        assert lab.kube().condition(node.name).status == "True"
+    finally:
+        removed = lab.down()
+    label = f"nodelab.owner={owner_label()}"
+    assert engine.containers.list(all=True, filters={"label": label}) == []
+    assert engine.networks.list(filters={"label": label}) == []
+    assert lab.state.resources() == []
+    assert any(r.startswith("process kube-apiserver") for r in removed)
+    assert not (tmp_path / "state" / "nodes").exists() or not any((tmp_path / "state" / "nodes").iterdir())

@@ -1,0 +1,47 @@
+from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM, Timeline
+from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES
+from lab.scenario.runner import derive_verdict
+
+
+def timeline(*obs):
+    t = Timeline()
+    t.injected_at = t.t0
+    for name, kind, seen in obs:
+        t.observe(name, kind, seen, "summary of " + name)
+    return t
+
+
+def test_reproduces_needs_injection_symptom_and_recovery():
+    t = timeline(("ready", STEADY, True), ("set", INJECTION, True), ("notready", SYMPTOM, True),
+                 ("ready-again", RECOVERY, True))
+    assert derive_verdict(t)[0] == REPRODUCES
+
+
+def test_symptom_without_recovery_is_inconclusive():
+    t = timeline(("set", INJECTION, True), ("notready", SYMPTOM, True), ("ready-again", RECOVERY, False))
+    verdict, why = derive_verdict(t)
+    assert verdict == INCONCLUSIVE and "ready-again" in why
+
+
+def test_immune_needs_fix_fingerprint():
+    t = timeline(("set", INJECTION, True), ("wrapped", FIX, True), ("held", STEADY, True))
+    assert derive_verdict(t)[0] == IMMUNE
+    t = timeline(("set", INJECTION, True), ("held", STEADY, True), ("note", EVIDENCE, True))
+    assert derive_verdict(t)[0] == INCONCLUSIVE
+
+
+def test_injection_that_did_not_take_is_inconclusive():
+    t = timeline(("set", INJECTION, False), ("notready", SYMPTOM, True), ("ready-again", RECOVERY, True))
+    verdict, why = derive_verdict(t)
+    assert verdict == INCONCLUSIVE and "injection" in why
+
+
+def test_broken_steady_state_is_inconclusive():
+    t = timeline(("ready", STEADY, False), ("set", INJECTION, True), ("wrapped", FIX, True))
+    assert derive_verdict(t)[0] == INCONCLUSIVE
+
+
+def test_symptom_wins_over_fix_fingerprint():
+    t = timeline(("set", INJECTION, True), ("wrapped", FIX, True), ("notready", SYMPTOM, True),
+                 ("ready-again", RECOVERY, True))
+    assert derive_verdict(t)[0] == REPRODUCES
