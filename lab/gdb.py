@@ -42,7 +42,7 @@ class Gdb:
         # long (its exit detaches, so the target then runs on).
         argv = self.node.interactive_argv(["timeout", "-k", "5", str(int(self.max_session)),
                                            "gdb", "--nx", "--quiet", "--interpreter=mi2"])
-        self.ctl = GdbController(command=argv, time_to_check_for_additional_output_sec=0.05)
+        self.ctl = GdbController(command=argv, time_to_check_for_additional_output_sec=0.01)
         try:
             self.mi("-gdb-set pagination off")
             self.mi("-gdb-set confirm off")
@@ -54,6 +54,16 @@ class Gdb:
         except BaseException:
             self.release()
             raise
+        # Attaching stops the target; in async mode that stop is reported after
+        # ^done. Wait for it, so that the next -exec-continue is accepted.
+        deadline = time.monotonic() + 30
+        while not self._stops and time.monotonic() < deadline:
+            responses = self.ctl.get_gdb_response(timeout_sec=0.2, raise_error_on_timeout=False)
+            self._log(responses)
+            self._stops.extend(r for r in responses if r.get("type") == "notify" and r.get("message") == "stopped")
+        if not self._stops:
+            self.release()
+            raise GdbError(f"attaching to PID {self.pid} never stopped it")
         self._stops.clear()   # the stop that attaching causes is not a breakpoint hit
         return self
 

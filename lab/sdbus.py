@@ -57,6 +57,7 @@ class Hit:
 @dataclass
 class CookiePush:
     located_by: str
+    bus_expr: str = "$rdi"    # how gdb names the bus at the breakpoint: "bus" with symbols
     bus: int = 0
     address: int = 0
     before: int | None = None
@@ -112,24 +113,30 @@ def _hits_during_ping(g: Gdb, node: Node, bus_expr: str, offset: int, write: int
     return hits, box.get("ping") or Ping(False, None, 0, "ping thread did not finish")
 
 
-def push_cookie(node: Node, value: int, systemd_version: str) -> CookiePush:
-    """Set PID 1's system-bus cookie to `value`; returns what was seen."""
+def _locate(g: Gdb, node: Node, systemd_version: str, push: CookiePush) -> tuple[int, str]:
+    """Find the cookie's offset; returns (offset, expression for the bus)."""
     line = re.split(r"[.\-+~]", systemd_version.split(":")[-1])[0]
+    symbolic = g.try_value("(unsigned long)&((struct sd_bus *)0)->cookie")
+    if symbolic is not None:
+        push.located_by = f"debug symbols: offsetof(struct sd_bus, cookie) = {_int(symbolic):#x}"
+        g.mi('-break-insert -c "bus->is_system" sd_bus_send')
+        push.bus_expr = "bus"
+        return _int(symbolic), "bus"
+    if line not in COOKIE_OFFSETS:
+        raise InjectionFailed(f"no debug symbols and no known cookie offset for systemd {systemd_version}")
+    push.located_by = (f"no debug symbols: offset {COOKIE_OFFSETS[line]:#x} for systemd {line} (from its "
+                       "headers), verified against reply serials")
+    g.mi("-break-insert sd_bus_send")
+    return COOKIE_OFFSETS[line], "$rdi"
+
+
+def locate_cookie(node: Node, systemd_version: str) -> CookiePush:
+    """Find and verify the address of PID 1's system-bus cookie; writes nothing."""
     g = Gdb(node, 1, provoke_stop=lambda: _background_ping(node))
     push = CookiePush(located_by="")
     try:
         with g:
-            symbolic = g.try_value("(unsigned long)&((struct sd_bus *)0)->cookie")
-            if symbolic is not None:
-                offset, bus_expr, cond = _int(symbolic), "bus", "bus->is_system"
-                push.located_by = f"debug symbols: offsetof(struct sd_bus, cookie) = {offset:#x}"
-            elif line in COOKIE_OFFSETS:
-                offset, bus_expr, cond = COOKIE_OFFSETS[line], "$rdi", ""
-                push.located_by = (f"no debug symbols: offset {offset:#x} for systemd {line} (from its headers), "
-                                   "verified against reply serials")
-            else:
-                raise InjectionFailed(f"no debug symbols and no known cookie offset for systemd {systemd_version}")
-            g.mi("-break-insert " + (f'-c "{cond}" ' if cond else "") + "sd_bus_send")
+            offset, bus_expr = _locate(g, node, systemd_version, push)
             g.cont()
             # 1. Which bus answers our Ping, and does cookie+1 == its reply serial?
             hits, ping = _hits_during_ping(g, node, bus_expr, offset)
@@ -151,15 +158,32 @@ def push_cookie(node: Node, value: int, systemd_version: str) -> CookiePush:
             if not confirmed:
                 raise InjectionFailed("the cookie address did not track systemd's reply serials; not writing")
             push.before = max(h.cookie for h in on_bus)
-            # 3. Write at the next call on that bus; the Ping reply shows the result.
-            hits3, ping3 = _hits_during_ping(g, node, bus_expr, offset, write=value, only_bus=push.bus)
-            push.written = value if any(h.cookie == value for h in hits3) else None
-            push.reply_serial_after = ping3.serial
-            push.verification.append(f"round 3: wrote {value:#x}; Ping reply serial "
-                                     f"{ping3.serial if ping3.serial is None else hex(ping3.serial)}")
     finally:
         push.transcript = "\n".join(g.transcript)
     return push
+
+
+def write_cookie(node: Node, push: CookiePush, value: int) -> CookiePush:
+    """Write `value` at the verified address, at PID 1's next send on that bus."""
+    g = Gdb(node, 1, provoke_stop=lambda: _background_ping(node))
+    try:
+        with g:
+            g.mi(f'-break-insert -c "(unsigned long){push.bus_expr} == {push.bus}" sd_bus_send')
+            g.cont()
+            hits, ping = _hits_during_ping(g, node, push.bus_expr, push.address - push.bus, write=value,
+                                           only_bus=push.bus)
+            push.written = value if any(h.cookie == value for h in hits) else None
+            push.reply_serial_after = ping.serial
+            push.verification.append(f"write: {value:#x} at {push.address:#x}; Ping reply serial "
+                                     f"{ping.serial if ping.serial is None else hex(ping.serial)}")
+    finally:
+        push.transcript += "\n" + "\n".join(g.transcript)
+    return push
+
+
+def push_cookie(node: Node, value: int, systemd_version: str) -> CookiePush:
+    """Set PID 1's system-bus cookie to `value`; returns what was seen."""
+    return write_cookie(node, locate_cookie(node, systemd_version), value)
 
 
 def read_cookie(node: Node, address: int) -> tuple[int, str]:

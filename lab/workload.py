@@ -19,3 +19,11 @@ def phase_and_restarts(pod_obj) -> tuple[str, int]:
         return "", 0
     restarts = sum(cs.restart_count for cs in (pod_obj.status.container_statuses or []))
     return pod_obj.status.phase or "", restarts
+
+
+def waiting_reason(pod_obj) -> str:
+    """Why the pod's first container is not running ("CrashLoopBackOff", ...), or ""."""
+    statuses = (pod_obj.status.container_statuses or []) if pod_obj is not None and pod_obj.status else []
+    if statuses and statuses[0].state and statuses[0].state.waiting:
+        return statuses[0].state.waiting.reason or ""
+    return ""

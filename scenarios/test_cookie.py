@@ -18,8 +18,8 @@ The lab fast-forwards the months with gdb (pygdbmi) on the node's PID 1: the
 cookie is located (debug symbols, or a per-version offset verified against
 systemd's reply serials), set to 0xfffffff0, and PID 1 is released at once.
 
-Steady state: node Ready; a pod with an exec liveness probe every 2 s and a
-pod whose container exits every 15 s are Running (without such workload the
+Steady state: node Ready; a pod with an exec liveness probe every 2 s Running,
+and a pod whose container exits every few seconds restarting (without such workload the
 node stays Ready although pods can no longer start: platform.md).
 Detection: the cookie read again is past 0xffffffff; a system-bus Ping to
 systemd1 times out while the private socket answers; runc processes stuck;
@@ -62,6 +62,8 @@ RECORD = BugRecord(
 
 PROBE_POD, RESTARTER_POD, AFTER_POD = "cookie-probed", "cookie-restarter", "cookie-after-recovery"
 STUCK_RUNC_SECONDS = 30
+RESTARTER_RUN_SECONDS = 5
+RESTARTS_BEFORE_INJECTION = 2   # back-off is then 20 s or more: the bus dies well within it
 PLEG_PREFIX = "PLEG is not healthy"
 
 
@@ -92,6 +94,7 @@ class CookieOverflow(Scenario):
     name = "cookie"
     record = RECORD
     primary_targets = ("xenial-ga", "bookworm")
+    key_symptoms = ("system-bus-call-to-systemd1-times-out", "node-notready-pleg")
     # How long detection watches for NotReady, and how long an immune node
     # must stay Ready after the injection (PLEG threshold 3 min + margin).
     watch_seconds = 480
@@ -102,24 +105,44 @@ class CookieOverflow(Scenario):
         node, image = ctx.node.name, ctx.lab.sandbox_image
         ctx.kube.create_pod(workload.pod(PROBE_POD, node, image, "while :; do sleep 3600; done",
                                          probe=["/bin/true"], probe_period=2))
-        ctx.kube.create_pod(workload.pod(RESTARTER_POD, node, image, "sleep 15; exit 1"))
-        deadline = time.monotonic() + 120
-        phases = {}
+        ctx.kube.create_pod(workload.pod(RESTARTER_POD, node, image, f"sleep {RESTARTER_RUN_SECONDS}; exit 1"))
+        deadline = time.monotonic() + 180
+        probe_phase, restarts = "", 0
         while time.monotonic() < deadline:
-            phases = {p: workload.phase_and_restarts(ctx.kube.pod(p))[0] for p in (PROBE_POD, RESTARTER_POD)}
-            if all(v == "Running" for v in phases.values()):
+            probe_phase = workload.phase_and_restarts(ctx.kube.pod(PROBE_POD))[0]
+            restarts = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))[1]
+            if probe_phase == "Running" and restarts >= RESTARTS_BEFORE_INJECTION:
                 break
             time.sleep(2)
-        ctx.observe("workload-running", STEADY, all(v == "Running" for v in phases.values()),
-                    f"pod phases {phases}")
+        ctx.observe("workload-running", STEADY, probe_phase == "Running" and restarts >= RESTARTS_BEFORE_INJECTION,
+                    f"{PROBE_POD} {probe_phase or 'absent'}; {RESTARTER_POD} restarted {restarts} times")
         ready = ctx.kube.condition(node)
         ctx.observe("node-ready", STEADY, ready.status == "True", f"Ready={ready.status} {ready.message}")
         ping = sdbus.ping_systemd(ctx.node)
         ctx.observe("system-bus-answers", STEADY, ping.answered, f"Ping reply serial {ping.serial}", ping.raw)
 
     def inject(self, ctx: Context) -> None:
+        # In production the cookie runs out at whatever moment it does; on a
+        # busy node some container start is always in flight. With two pods,
+        # the lab picks such a moment: the restarter has exited and kubelet is
+        # in its restart back-off, so its next start (a runc call, holding
+        # docker's container lock) comes after the bus has died.
+        push = sdbus.locate_cookie(ctx.node, ctx.environment["packages"]["systemd"])
+        # Wait for the restarter to go from running into back-off: the whole
+        # back-off (20 s or more) is then ahead.
+        deadline = time.monotonic() + 120
+        reason, was_running = "", False
+        while time.monotonic() < deadline:
+            reason = workload.waiting_reason(ctx.kube.pod(RESTARTER_POD))
+            was_running = was_running or reason == ""
+            if was_running and reason == "CrashLoopBackOff":
+                break
+            time.sleep(0.5)
+        ctx.observe("restarter-in-back-off", EVIDENCE, reason == "CrashLoopBackOff",
+                    f"{RESTARTER_POD} waiting: {reason or 'not waiting'} at the injection")
         value = int(ctx.params.get("cookie", 0xFFFFFFF0))
-        push = sdbus.push_cookie(ctx.node, value, ctx.environment["packages"]["systemd"])
+        ctx.timeline.injected_at = time.monotonic()
+        push = sdbus.write_cookie(ctx.node, push, value)
         ctx.scratch["push"] = push
         raw = "\n".join([f"located by: {push.located_by}", *push.verification, "", push.transcript])
         after = push.reply_serial_after
@@ -143,7 +166,7 @@ class CookieOverflow(Scenario):
             ctx.observe("system-bus-call-to-systemd1-times-out", SYMPTOM, private_ok,
                         f"Ping {len(serials) + 1} got no answer after serials ... {trail}; private socket "
                         f"{'answers' if private_ok else 'does NOT answer'}", f"{last.raw}\n{private_raw}")
-        wrapped = [s for s in serials if sdbus.COOKIE_CYCLED <= s < sdbus.COOKIE_CYCLED + 0x1000]
+        wrapped = [s for s in serials if sdbus.COOKIE_CYCLED <= s < sdbus.COOKIE_CYCLED + 0x10000]
         if wrapped:
             ctx.observe("reply-serials-wrap-to-0x80000000", FIX, True,
                         f"{len(serials)} Pings answered; serials ... {trail} (wrapped at {hex(wrapped[0])})")

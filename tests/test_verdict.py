@@ -45,3 +45,11 @@ def test_symptom_wins_over_fix_fingerprint():
     t = timeline(("set", INJECTION, True), ("wrapped", FIX, True), ("notready", SYMPTOM, True),
                  ("ready-again", RECOVERY, True))
     assert derive_verdict(t)[0] == REPRODUCES
+
+
+def test_a_partial_chain_is_inconclusive():
+    t = timeline(("set", INJECTION, True), ("bus-dead", SYMPTOM, True), ("ready-again", RECOVERY, True))
+    verdict, why = derive_verdict(t, key_symptoms=("bus-dead", "notready"))
+    assert verdict == INCONCLUSIVE and "never saw notready" in why
+    t.observe("notready", SYMPTOM, True, "Ready=False")
+    assert derive_verdict(t, key_symptoms=("bus-dead", "notready"))[0] == REPRODUCES

@@ -52,6 +52,9 @@ class Scenario:
     primary_targets: tuple[str, ...] = ()
     kubelet_flags: tuple[str, ...] = ()
     stand_ins: tuple[str, ...] = ()      # stand-ins in the causal chain, said in every report
+    # The symptom observations that make up the documented incident: all must
+    # be seen for `reproduces`; part of them is an incomplete chain.
+    key_symptoms: tuple[str, ...] = ()
 
     def prepare(self, ctx: Context) -> None: ...
     def inject(self, ctx: Context) -> None: ...
@@ -61,17 +64,21 @@ class Scenario:
     def teardown(self, ctx: Context) -> None: ...
 
 
-def derive_verdict(t: Timeline) -> tuple[str, str]:
+def derive_verdict(t: Timeline, key_symptoms: tuple[str, ...] = ()) -> tuple[str, str]:
     if not t.seen(INJECTION) or t.missed(INJECTION):
         return INCONCLUSIVE, "the injection did not take: " + "; ".join(o.summary for o in t.missed(INJECTION))
     if t.missed(STEADY):
         return INCONCLUSIVE, "the steady state did not hold: " + "; ".join(o.summary for o in t.missed(STEADY))
     if t.seen(SYMPTOM):
+        seen = {o.name for o in t.seen(SYMPTOM)}
+        missing = [k for k in key_symptoms if k not in seen]
+        if missing:
+            return INCONCLUSIVE, f"incomplete chain: saw {', '.join(sorted(seen))}; never saw {', '.join(missing)}"
         if t.seen(RECOVERY) and not t.missed(RECOVERY):
             return REPRODUCES, "symptom seen: " + "; ".join(o.name for o in t.seen(SYMPTOM)) + \
                 "; recovery restored the steady state"
-        return INCONCLUSIVE, "symptom seen but recovery failed: " + \
-            "; ".join(o.summary for o in t.missed(RECOVERY)) or "no recovery observed"
+        failed = "; ".join(f"{o.name}: {o.summary}" for o in t.missed(RECOVERY)) or "no recovery observed"
+        return INCONCLUSIVE, "symptom seen but recovery failed: " + failed
     if t.seen(FIX) and not t.missed(FIX):
         return IMMUNE, "fix fingerprint seen: " + "; ".join(o.name for o in t.seen(FIX)) + \
             "; no symptom within the window"
@@ -117,7 +124,7 @@ def run(lab: Lab, scenario: Scenario, target: str, params: dict | None = None) -
         finally:
             lab.remove_node(node)
             timeline.phases["teardown"] = {"seconds": round(time.monotonic() - start, 1)}
-    verdict, reason = derive_verdict(timeline) if error is None else (INCONCLUSIVE, f"the run failed: {error}")
+    verdict, reason = derive_verdict(timeline, scenario.key_symptoms) if error is None else (INCONCLUSIVE, f"the run failed: {error}")
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
                    "total_seconds": round(time.monotonic() - t0, 1)})
     report["report_file"] = str(_write(report))
