@@ -28,6 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("scenario")
     p_run.add_argument("--target", action="append", help="target(s); default: the scenario's primary targets")
     p_run.add_argument("--scenarios-dir", default=None, help="where scenario modules live (default ./scenarios)")
+    p_gate = sub.add_parser("gate", help="regression gate: every scenario must be immune on candidate packages")
+    p_gate.add_argument("--base", required=True, help="target whose recipe the candidate starts from")
+    p_gate.add_argument("--set", dest="overrides", action="append", required=True, metavar="PKG=VERSION",
+                        help="candidate package version from the archive (repeatable)")
+    p_gate.add_argument("--scenario", action="append", help="scenario(s) to gate on (default: all)")
+    p_gate.add_argument("--scenarios-dir", default=None)
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -96,8 +102,20 @@ def cmd_run(args) -> int:
     return runner.run_from_cli(_lab(args), args.scenario, args.target, args.scenarios_dir)
 
 
+def cmd_gate(args) -> int:
+    from lab.scenario import runner
+    overrides = {}
+    for item in args.overrides:
+        name, sep, version = item.partition("=")
+        if not sep or not name or not version:
+            raise LabError(f"--set takes PKG=VERSION, not {item!r}")
+        overrides[name] = version
+    return runner.gate(_lab(args), args.base, overrides, args.scenario, args.scenarios_dir)
+
+
 COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "up": cmd_up,
-            "status": cmd_status, "down": cmd_down, "run": cmd_run}
+            "status": cmd_status, "down": cmd_down, "run": cmd_run,
+            "gate": cmd_gate}
 
 if __name__ == "__main__":
     sys.exit(main())

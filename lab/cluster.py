@@ -94,9 +94,9 @@ class Lab:
         return Kube(self.control_plane().kubeconfig)
 
     # -- nodes --------------------------------------------------------------
-    def up(self, target_name: str, count: int = 1, kubelet_flags: tuple[str, ...] = (),
+    def up(self, target: "str | targets.Target", count: int = 1, kubelet_flags: tuple[str, ...] = (),
            prefix: str | None = None) -> list[DockerNode]:
-        target = targets.runnable(target_name)
+        target = targets.runnable(target) if isinstance(target, str) else target
         image = images.build_node_image(self.client, self.state, target, self.say)
         sandbox = images.busybox_image(self.client, self.say)
         self.sandbox_image = sandbox

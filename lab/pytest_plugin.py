@@ -18,12 +18,12 @@ def pytest_addoption(parser):
 
 
 def pytest_generate_tests(metafunc):
-    if "target" not in metafunc.fixturenames:
-        return
-    chosen = metafunc.config.getoption("--target")
     scenario = getattr(metafunc.module, "SCENARIO", None)
+    if scenario is None or "target" not in metafunc.fixturenames:
+        return   # only scenario modules are parametrized over targets
+    chosen = metafunc.config.getoption("--target")
     if not chosen:
-        chosen = list(getattr(scenario, "primary_targets", ()) or targets.PRIMARY)
+        chosen = list(scenario.primary_targets or targets.PRIMARY)
     elif "all" in chosen:
         chosen = list(targets.TARGETS)
     for name in chosen:

@@ -8,7 +8,7 @@ expected verdicts from the versions read from a running node.
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from lab.errors import LabError
 
@@ -93,6 +93,29 @@ TARGETS = {t.name: t for t in (
 )}
 
 PRIMARY = ("xenial-ga", "bookworm")  # one affected, one fixed: what CI runs
+
+
+def candidate(base: str, overrides: dict[str, str]) -> Target:
+    """The base target with some packages at candidate versions (the regression gate).
+
+    Overriding a package moves every package pinned at the same version with
+    it (systemd=V also moves libsystemd0, udev, systemd-dbg... built from the
+    same source), so a candidate is never a mix of two builds.
+    """
+    target = runnable(base)
+    pins = dict(p.split("=", 1) if "=" in p else (p, "") for p in target.packages)
+    for name, version in overrides.items():
+        if name not in pins:
+            raise LabError(f"target {base} has no package {name!r} to replace; it pins: "
+                           + ", ".join(n for n, v in pins.items() if v))
+        old = pins[name]
+        for other, pinned in list(pins.items()):
+            if other == name or (old and pinned == old):
+                pins[other] = version
+    packages = tuple(f"{n}={v}" if v else n for n, v in pins.items())
+    label = ",".join(f"{n}={v}" for n, v in sorted(overrides.items()))
+    name = f"{base}+{_digest(label)[:8]}"
+    return replace(target, name=name, summary=f"{base} with {label}", packages=packages)
 
 
 def get(name: str) -> Target:

@@ -240,9 +240,9 @@ class CookieOverflow(Scenario):
         while ready.status != "True" and time.monotonic() - t0 < 240:
             time.sleep(2)
             ready = ctx.kube.condition(node.name)
-        ctx.scratch["ready_again_after"] = round(time.monotonic() - t0, 1)
+        ctx.timings["daemon_reexec_to_ready_s"] = round(time.monotonic() - t0, 1)
         ctx.observe("node-ready-again", RECOVERY, ready.status == "True",
-                    f"Ready={ready.status} {ctx.scratch['ready_again_after']} s after daemon-reexec "
+                    f"Ready={ready.status} {ctx.timings['daemon_reexec_to_ready_s']} s after daemon-reexec "
                     f"{ready.message}")
         ctx.scratch["restarts_at_recovery"] = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))[1]
         ctx.kube.create_pod(workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))

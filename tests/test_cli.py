@@ -13,6 +13,9 @@ from lab.cli import main
     (["run", "nope", "--scenarios-dir", "scenarios"], "unknown scenario 'nope'; known: cookie"),
     (["run", "cookie", "--target", "nope", "--scenarios-dir", "scenarios"], "unknown target 'nope'"),
     (["run", "cookie", "--scenarios-dir", "/nonexistent"], "no scenarios directory at /nonexistent"),
+    (["gate", "--base", "xenial-ga", "--set", "systemd"], "--set takes PKG=VERSION"),
+    (["gate", "--base", "xenial-ga", "--set", "nope=1"], "has no package 'nope'"),
+    (["gate", "--base", "centos7", "--set", "systemd=1"], "target centos7 is unavailable here"),
 ])
 def test_bad_input_is_one_clear_error(argv, message, capsys, monkeypatch):
     monkeypatch.chdir(__import__("pathlib").Path(__file__).resolve().parent.parent)

@@ -51,3 +51,19 @@ def test_unknown_target_is_a_clear_error():
 def test_centos7_exists_but_is_unavailable_with_reason():
     with pytest.raises(LabError, match="centos7 is unavailable here: no CentOS 7 package source"):
         targets.runnable("centos7")
+
+
+def test_candidate_moves_sibling_packages_together():
+    cand = targets.candidate("xenial-ga", {"systemd": "229-4ubuntu21.31"})
+    p = pins(cand)
+    for name in ("systemd", "libsystemd0", "systemd-sysv", "udev", "libudev1", "systemd-dbg"):
+        assert p[name] == "229-4ubuntu21.31"
+    assert p["docker.io"] == pins(targets.get("xenial-ga"))["docker.io"]
+    assert cand.name.startswith("xenial-ga+") and cand.recipe_key("s") != targets.get("xenial-ga").recipe_key("s")
+
+
+def test_candidate_rejects_unknown_package_and_unavailable_base():
+    with pytest.raises(LabError, match="has no package 'nope'"):
+        targets.candidate("xenial-ga", {"nope": "1"})
+    with pytest.raises(LabError, match="unavailable"):
+        targets.candidate("centos7", {"systemd": "219-62.8"})

@@ -18,7 +18,8 @@ class Observation:
     kind: str
     seen: bool
     summary: str
-    at: float                   # seconds since the injection (negative: before it)
+    t: float                    # seconds since the scenario started
+    at: float | None            # seconds since the injection; None before it
     raw: str = ""
     deadline: float | None = None
 
@@ -30,13 +31,13 @@ class Timeline:
     observations: list[Observation] = field(default_factory=list)
     phases: dict[str, dict] = field(default_factory=dict)
 
-    def since_injection(self) -> float:
-        ref = self.injected_at if self.injected_at is not None else time.monotonic()
-        return round(time.monotonic() - ref, 1)
+    def since_injection(self) -> float | None:
+        return None if self.injected_at is None else round(time.monotonic() - self.injected_at, 1)
 
     def observe(self, name: str, kind: str, seen: bool, summary: str, raw: str = "",
                 deadline: float | None = None) -> Observation:
-        obs = Observation(name, kind, seen, summary, self.since_injection(), raw[-20000:], deadline)
+        obs = Observation(name, kind, seen, summary, round(time.monotonic() - self.t0, 1),
+                          self.since_injection(), raw[-20000:], deadline)
         self.observations.append(obs)
         return obs
 
@@ -47,4 +48,10 @@ class Timeline:
         return [o for o in self.observations if o.kind == kind and not o.seen]
 
     def as_dict(self) -> dict:
-        return {"phases": self.phases, "observations": [asdict(o) for o in self.observations]}
+        # Time from the injection to each observation that counts, first sighting only.
+        timings: dict[str, float] = {}
+        for o in self.observations:
+            if o.seen and o.at is not None and o.kind in (SYMPTOM, FIX, RECOVERY, INJECTION):
+                timings.setdefault(f"injection_to_{o.name}_s", o.at)
+        return {"phases": self.phases, "timings": timings,
+                "observations": [asdict(o) for o in self.observations]}

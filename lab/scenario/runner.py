@@ -24,6 +24,7 @@ from lab.nodes.docker import DockerNode
 from lab.progress import console, say
 from lab.scenario.evidence import FIX, INJECTION, RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord
+from lab.targets import Target
 
 PHASES = ("prepare", "inject", "detect", "recover", "verify")
 
@@ -37,11 +38,13 @@ class Context:
     params: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)   # versions read from the node
     scratch: dict = field(default_factory=dict)       # what one phase leaves for the next
+    timings: dict = field(default_factory=dict)       # measured figures for the report
 
     def observe(self, *args, **kwargs):
         obs = self.timeline.observe(*args, **kwargs)
         mark = "[green]seen[/green]" if obs.seen else "[yellow]not seen[/yellow]"
-        say(f"  {obs.kind}: {obs.name} {mark} at {obs.at:+.0f}s: {obs.summary}")
+        when = f"injection{obs.at:+.0f}s" if obs.at is not None else f"start+{obs.t:.0f}s"
+        say(f"  {obs.kind}: {obs.name} {mark} at {when}: {obs.summary}")
         return obs
 
 
@@ -85,13 +88,18 @@ def derive_verdict(t: Timeline, key_symptoms: tuple[str, ...] = ()) -> tuple[str
     return INCONCLUSIVE, "neither the symptom nor the fix's fingerprint was observed"
 
 
-def run(lab: Lab, scenario: Scenario, target: str, params: dict | None = None) -> dict:
+def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | None = None) -> dict:
+    """Run one scenario on one target (a name, or a candidate Target for the gate)."""
+    recipe = target if isinstance(target, Target) else None
+    target = recipe.name if recipe else target
     timeline = Timeline()
     report: dict = {"scenario": scenario.name, "bug": _record_dict(scenario.record), "target": target,
+                    "candidate": recipe.summary if recipe else None,
                     "stand_ins": list(scenario.stand_ins), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     say(f"[bold]{scenario.name}[/bold] on {target}: {scenario.record.title}")
     t0 = time.monotonic()
-    node = lab.up(target, 1, kubelet_flags=scenario.kubelet_flags, prefix=f"nodelab-{scenario.name}-{target}")[0]
+    node = lab.up(recipe or target, 1, kubelet_flags=scenario.kubelet_flags,
+                  prefix=f"nodelab-{scenario.name}-{target.replace('+', '-')}")[0]
     timeline.phases["boot"] = {"seconds": round(time.monotonic() - t0, 1)}
     ctx = Context(lab, node, lab.kube(), timeline, dict(params or {}))
     error = None
@@ -127,6 +135,7 @@ def run(lab: Lab, scenario: Scenario, target: str, params: dict | None = None) -
     verdict, reason = derive_verdict(timeline, scenario.key_symptoms) if error is None else (INCONCLUSIVE, f"the run failed: {error}")
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
                    "total_seconds": round(time.monotonic() - t0, 1)})
+    report["timings"].update(ctx.timings)
     report["report_file"] = str(_write(report))
     _summary(report)
     return report
@@ -154,6 +163,8 @@ def _summary(report: dict) -> None:
             f"(expected {exp})[/{colour}] — {report['verdict_reason']}")
     for name, p in report.get("phases", {}).items():
         c.print(f"  phase {name}: {p.get('seconds', p.get('skipped'))}")
+    for name, seconds in report.get("timings", {}).items():
+        c.print(f"  {name}: {seconds}")
     for s in report.get("stand_ins", []):
         c.print(f"  stand-in: {s}")
     c.print(f"  report: {report['report_file']}")
@@ -163,7 +174,8 @@ def explain(report: dict) -> str:
     lines = [f"{report['scenario']} on {report['target']}: verdict {report['verdict']}, expected "
              f"{report.get('expected', {}).get('verdict')}: {report['verdict_reason']}"]
     for o in report.get("observations", []):
-        lines.append(f"  [{o['kind']}] {o['name']}: {'seen' if o['seen'] else 'NOT seen'} at {o['at']}s: {o['summary']}")
+        when = f"injection{o['at']:+}s" if o["at"] is not None else f"start+{o['t']}s"
+        lines.append(f"  [{o['kind']}] {o['name']}: {'seen' if o['seen'] else 'NOT seen'} at {when}: {o['summary']}")
     if report.get("error"):
         lines.append(report.get("traceback", ""))
     lines.append(f"report: {report['report_file']}")
@@ -206,3 +218,23 @@ def run_from_cli(lab: Lab, name: str, target_names: list[str] | None, directory:
     results = [run(lab, scenario, t) for t in chosen]
     ok = all(r["verdict"] == r.get("expected", {}).get("verdict") for r in results)
     return 0 if ok else 1
+
+
+def gate(lab: Lab, base: str, overrides: dict[str, str], names: list[str] | None, directory: str | None) -> int:
+    """The regression gate: every scenario must be `immune` on the candidate."""
+    from lab import targets
+    candidate = targets.candidate(base, overrides)
+    scenarios = load_scenarios(Path(directory) if directory else Path.cwd() / "scenarios")
+    chosen = names or sorted(scenarios)
+    unknown = [n for n in chosen if n not in scenarios]
+    if unknown:
+        raise LabError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(sorted(scenarios))}")
+    results = {n: run(lab, scenarios[n], candidate) for n in chosen}
+    failed = {n: r["verdict"] for n, r in results.items() if r["verdict"] != IMMUNE}
+    c = console()
+    if failed:
+        c.print(f"[red]gate FAILED for {candidate.summary}: " +
+                ", ".join(f"{n} {v}" for n, v in failed.items()) + "[/red]")
+        return 1
+    c.print(f"[green]gate passed for {candidate.summary}: {', '.join(chosen)} immune[/green]")
+    return 0

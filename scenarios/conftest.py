@@ -1,1 +1,0 @@
-pytest_plugins = ["lab.pytest_plugin"]
