@@ -178,7 +178,9 @@ class Lab:
                 "processes": [r.role for r in self.state.resources("process") if daemons.running(r)],
                 "state_file": str(self.state.file)}
 
-    def down(self) -> list[str]:
+    def down(self, keep=lambda resource: False) -> list[str]:
+        """Remove what the state records (except what `keep` selects), then
+        sweep containers and networks labelled as this lab's."""
         removed = []
         client = None
         try:
@@ -186,6 +188,8 @@ class Lab:
         except LabError:
             pass
         for res in self.state.removal_order():
+            if keep(res):
+                continue
             if res.kind == "container" and client:
                 try:
                     client.containers.get(res.ref).remove(force=True)
@@ -195,7 +199,7 @@ class Lab:
             elif res.kind == "process":
                 if daemons.running(res):
                     if res.role == "dockerd" and client:
-                        self._sweep(client, removed)
+                        self._sweep(client, removed, keep)
                     daemons.stop(res)
                     removed.append(f"process {res.role} ({res.ref})")
             elif res.kind == "network" and client:
@@ -213,20 +217,22 @@ class Lab:
                 self.state.forget(res.kind, res.ref)
         if client:
             try:
-                self._sweep(client, removed)
+                self._sweep(client, removed, keep)
             except LabError:
                 pass
         return removed
 
-    def _sweep(self, client, removed: list[str]) -> None:
+    def _sweep(self, client, removed: list[str], keep) -> None:
         """Containers and networks labelled as ours that the state missed."""
         label = f"nodelab.owner={owner_label()}"
         for c in client.containers.list(all=True, filters={"label": label}):
-            c.remove(force=True)
-            removed.append(f"container {c.name} (by label)")
+            if not keep(Resource("container", c.name)):
+                c.remove(force=True)
+                removed.append(f"container {c.name} (by label)")
         for n in client.networks.list(filters={"label": label}):
-            n.remove()
-            removed.append(f"network {n.name} (by label)")
+            if not keep(Resource("network", n.name)):
+                n.remove()
+                removed.append(f"network {n.name} (by label)")
 
 
 def report_environment(lab: Lab, node: DockerNode) -> dict:

@@ -35,19 +35,19 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def lab():
-    """The lab, set up once per session; what the session created is removed at the end
-    (a lab the user brought up before the session is left alone)."""
+    """The lab, set up once per session. At the end, what the session created is
+    removed, except the docker engine (`nodelab down` stops that); whatever
+    existed before the session (a lab the user brought up) is left alone."""
     import os
     if os.geteuid() != 0:
         pytest.skip("scenarios need root (nodes, mounts, gdb on PID 1)")
     from lab.cluster import Lab
     from lab.progress import say
     instance = Lab(say=say)
-    had_state = bool(instance.state.resources())
+    before = {(r.kind, r.ref) for r in instance.state.resources()}
     try:
         instance.setup()
     except LabError as exc:
         pytest.fail(f"lab setup failed: {exc}", pytrace=False)
     yield instance
-    if not had_state:
-        instance.down()
+    instance.down(keep=lambda r: (r.kind, r.ref) in before or r.role == "dockerd")

@@ -1,0 +1,45 @@
+import subprocess
+
+import pytest
+
+from lab import daemons, host, paths
+from lab.cluster import Lab
+from lab.errors import LabError
+from lab.state import Resource, process_start_time
+
+
+@pytest.fixture
+def no_engine(monkeypatch):
+    def refuse(timeout=0):
+        raise LabError("no engine in fast tests")
+    monkeypatch.setattr(host, "docker_client", refuse)
+
+
+def test_down_removes_recorded_processes_and_dirs_but_keeps_what_it_is_told(no_engine, tmp_path):
+    lab = Lab(say=lambda m: None)
+    mine = paths.state_dir() / "nodes" / "n1"
+    mine.mkdir(parents=True)
+    outside = tmp_path / "not-the-labs"
+    outside.mkdir()
+    lab.state.record(Resource("dir", str(mine), "node-dir"))
+    lab.state.record(Resource("dir", str(outside), "node-dir"))       # never deleted: outside the state dir
+    engine = subprocess.Popen(["sleep", "60"])
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        for proc, role in ((engine, "dockerd"), (other, "etcd")):
+            lab.state.record(Resource("process", f"pid:{proc.pid}", role,
+                                      {"start_time": process_start_time(proc.pid)}))
+        removed = lab.down(keep=lambda r: r.role == "dockerd")
+        assert not mine.exists() and outside.exists()
+        assert other.wait(timeout=20) is not None
+        assert engine.poll() is None
+        assert any(r.startswith("process etcd") for r in removed)
+        assert [r.role for r in lab.state.resources()] == ["dockerd"]
+    finally:
+        engine.kill()
+        other.kill()
+
+
+def test_down_with_nothing_recorded_says_so(no_engine):
+    assert Lab(say=lambda m: None).down() == []
+    assert daemons.live(Lab().state, "dockerd") is None
