@@ -46,7 +46,7 @@ class Gdb:
         try:
             self.mi("-gdb-set pagination off")
             self.mi("-gdb-set confirm off")
-            # Commands (interrupt, detach) must be heard while the target runs.
+            # Async MI: gdb keeps reading commands while the target runs.
             if not self.mi("-gdb-set mi-async on", check=False) and self._last_error:
                 self.mi("-gdb-set target-async on")
             self.attached = True   # from here on, release() detaches whatever happens
@@ -58,9 +58,7 @@ class Gdb:
         # ^done. Wait for it, so that the next -exec-continue is accepted.
         deadline = time.monotonic() + 30
         while not self._stops and time.monotonic() < deadline:
-            responses = self.ctl.get_gdb_response(timeout_sec=0.2, raise_error_on_timeout=False)
-            self._log(responses)
-            self._stops.extend(r for r in responses if r.get("type") == "notify" and r.get("message") == "stopped")
+            self._absorb(self.ctl.get_gdb_response(timeout_sec=0.2, raise_error_on_timeout=False))
         if not self._stops:
             self.release()
             raise GdbError(f"attaching to PID {self.pid} never stopped it")
@@ -99,6 +97,11 @@ class Gdb:
             self.ctl = None
 
     # -- MI ---------------------------------------------------------------------
+    def _absorb(self, responses: list[dict]) -> None:
+        """Keep what gdb printed, and queue the target's stops for wait_stop."""
+        self._log(responses)
+        self._stops.extend(r for r in responses if r.get("type") == "notify" and r.get("message") == "stopped")
+
     def _log(self, responses: list[dict]) -> None:
         for r in responses:
             if r.get("type") in ("console", "log", "target") and r.get("payload"):
@@ -124,8 +127,7 @@ class Gdb:
 
         while mine() is None and time.monotonic() < deadline:
             responses += self.ctl.get_gdb_response(timeout_sec=0.5, raise_error_on_timeout=False)
-        self._log(responses)
-        self._stops.extend(r for r in responses if r.get("type") == "notify" and r.get("message") == "stopped")
+        self._absorb(responses)
         result = mine()
         if result is None:
             if check:
@@ -159,9 +161,7 @@ class Gdb:
                 if (stop.get("payload") or {}).get("reason") == "breakpoint-hit":
                     return stop
                 self.cont()
-            responses = self.ctl.get_gdb_response(timeout_sec=0.2, raise_error_on_timeout=False)
-            self._log(responses)
-            self._stops.extend(r for r in responses if r.get("type") == "notify" and r.get("message") == "stopped")
+            self._absorb(self.ctl.get_gdb_response(timeout_sec=0.2, raise_error_on_timeout=False))
         return None
 
     def pending_stop(self) -> bool:
