@@ -162,10 +162,12 @@ class CookieOverflow(Scenario):
             serials.append(last.serial)
         private_ok, private_raw = sdbus.private_socket_answers(node)
         trail = ", ".join(hex(s) for s in serials[-5:])
-        if last is not None and not last.answered:
-            ctx.observe("system-bus-call-to-systemd1-times-out", SYMPTOM, private_ok,
-                        f"Ping {len(serials) + 1} got no answer after serials ... {trail}; private socket "
-                        f"{'answers' if private_ok else 'does NOT answer'}", f"{last.raw}\n{private_raw}")
+        bus_dead = last is not None and not last.answered
+        ctx.observe("system-bus-call-to-systemd1-times-out", SYMPTOM, bus_dead and private_ok,
+                    (f"Ping {len(serials) + 1} got no answer after serials ... {trail}" if bus_dead
+                     else f"all {len(serials)} Pings answered") +
+                    f"; private socket {'answers' if private_ok else 'does NOT answer'}",
+                    f"{last.raw if last else ''}\n{private_raw}")
         wrapped = [s for s in serials if sdbus.COOKIE_CYCLED <= s < sdbus.COOKIE_CYCLED + 0x10000]
         if wrapped:
             ctx.observe("reply-serials-wrap-to-0x80000000", FIX, True,
@@ -193,7 +195,7 @@ class CookieOverflow(Scenario):
                 notready_seen = True
                 journal = node.journal("kubelet", grep=PLEG_PREFIX, lines=2000)
                 ctx.observe("node-notready-pleg", SYMPTOM, True, f"Ready=False: {cond.message}",
-                            journal[-6000:])
+                            journal[-6000:], deadline=self.watch_seconds)
                 summary, dump = dockerd_goroutines(node)
                 ctx.observe("dockerd-goroutines", EVIDENCE, "0 goroutines" not in summary, summary, dump)
                 flap_until = time.monotonic() + 45
@@ -210,8 +212,14 @@ class CookieOverflow(Scenario):
             time.sleep(5)
         ctx.observe("ready-transitions", EVIDENCE, bool(transitions),
                     f"{len(transitions)} Ready transitions after injection", "\n".join(transitions))
+        held = time.monotonic() - injected
+        if not stuck_seen:
+            ctx.observe("runc-stuck", SYMPTOM, False, f"no runc older than {STUCK_RUNC_SECONDS} s within "
+                        f"{held:.0f} s", deadline=self.watch_seconds)
+        if not notready_seen:
+            ctx.observe("node-notready-pleg", SYMPTOM, False, f"Ready={last_status} through {held:.0f} s after "
+                        "the injection", deadline=self.watch_seconds)
         if not notready_seen and not stuck_seen:
-            held = time.monotonic() - injected
             ctx.observe("node-ready-past-pleg-threshold", STEADY,
                         last_status == "True" and held >= self.ready_hold_seconds,
                         f"Ready={last_status} {held:.0f} s after injection, no runc stuck")

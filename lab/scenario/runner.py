@@ -120,7 +120,7 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
             timeline.phases[phase] = {"seconds": round(time.monotonic() - start, 1)}
             if phase == "prepare" and timeline.missed(STEADY):
                 break
-    except (LabError, Exception) as exc:  # noqa: BLE001 - any failure is reported, then teardown runs
+    except Exception as exc:  # noqa: BLE001 - any failure is reported, then teardown runs
         error = f"{type(exc).__name__}: {exc}"
         report["error"] = error
         report["traceback"] = traceback.format_exc()
