@@ -44,6 +44,14 @@ def test_up_joins_a_ready_node_and_down_leaves_nothing(target, engine, tmp_path,
         assert info.container_runtime_version.startswith(runtime)
         assert info.os_image.startswith(os_image)
         assert lab.kube().condition(node.name).status == "True"
+        # the node interface: PID 1 is the target's systemd, seen from the host and through testinfra
+        assert open(f"/proc/{node.pid1_host_pid()}/comm").read().strip() == "systemd"
+        inside = node.testinfra_host()
+        assert inside.service("kubelet").is_running and inside.service("docker").is_running
+        assert inside.package("systemd").version == node.package_versions(["systemd"])["systemd"]
+        node.put_file("/tmp/nodelab-probe", "hello\n")
+        assert node.get_file("/tmp/nodelab-probe") == b"hello\n"
+        assert node.run("sleep 30", timeout=2, check=False).timed_out
     finally:
         removed = lab.down()
     label = f"nodelab.owner={owner_label()}"
