@@ -53,7 +53,10 @@ class Lab:
     # -- ground -------------------------------------------------------------
     @property
     def client(self):
+        """The docker engine; the first use installs missing host packages
+        (what `nodelab setup` does) and starts dockerd if none answers."""
         if self._client is None:
+            host.install_packages(self.say)
             self._client = host.ensure_docker_engine(self.state, self.say)
         return self._client
 
