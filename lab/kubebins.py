@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -99,11 +100,18 @@ def build(say=print) -> KubeBinaries:
         out = work / "out"
         env = dict(os.environ, SRC=str(tree), GOROOT=str(work / "go/usr/lib/go-1.15"), OUT=str(out),
                    KUBE_VERSION=KUBE_VERSION, WORK=str(work))
-        proc = shell.run(["bash", str(paths.asset(BUILD_SCRIPT))], timeout=3600, env=env, check=False)
-        (root / "last-build.log").write_text(proc.stdout + proc.stderr)
-        if proc.returncode != 0:
-            raise LabError(f"building Kubernetes failed; see {root / 'last-build.log'}:\n"
-                           f"{shell.tail(proc.stdout + proc.stderr)}")
+        # Streamed, so that each step shows as progress during a long build.
+        proc = subprocess.Popen(["bash", str(paths.asset(BUILD_SCRIPT))], env=env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output = []
+        for line in proc.stdout:
+            output.append(line)
+            if line.startswith(("generating ", "building ")):
+                say(f"  {line.strip()}")
+        log = "".join(output)
+        (root / "last-build.log").write_text(log)
+        if proc.wait() != 0:
+            raise LabError(f"building Kubernetes failed; see {root / 'last-build.log'}:\n{shell.tail(log)}")
         if version_of(out / "kubelet") != KUBE_VERSION:
             raise LabError(f"built kubelet reports {version_of(out / 'kubelet')}, expected {KUBE_VERSION}")
         shutil.rmtree(final, ignore_errors=True)
