@@ -113,9 +113,17 @@ class Lab:
             self.say(f"booting node {name} ({target.name})")
             node = docker_nodes.start(self.client, self.state, name=name, image=image, target=target.name,
                                       network=network, kube_bin_dir=str(self.bins.directory))
-            node.load_image(sandbox)
-            self._start_kubelet(node, cp, sandbox, kubelet_flags)
-            kube.wait_ready(name, timeout=180)
+            try:
+                node.load_image(sandbox)
+                self._start_kubelet(node, cp, sandbox, kubelet_flags)
+                kube.wait_ready(name, timeout=180)
+            except BaseException as exc:
+                # No half-started node stays behind; what kubelet said goes into the error.
+                journal = node.journal("kubelet", lines=15) if not isinstance(exc, KeyboardInterrupt) else ""
+                self.remove_node(node)
+                if isinstance(exc, LabError):
+                    raise LabError(f"{exc}\nlast kubelet lines on {name}:\n{journal}") from None
+                raise
             self.say(f"node {name} Ready in {time.monotonic() - t0:.0f} s")
             started.append(node)
         return started
