@@ -1,4 +1,10 @@
+import os
+
 import pytest
+
+# The build cache in force for this run (CI may point NODELAB_CACHE_DIR at one);
+# integration tests use it, fast tests never do.
+REAL_CACHE_DIR = os.environ.get("NODELAB_CACHE_DIR")
 
 
 @pytest.fixture(autouse=True)

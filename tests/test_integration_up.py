@@ -11,6 +11,7 @@ import pytest
 from lab import host
 from lab.errors import LabError
 from lab.state import owner_label
+from tests.conftest import REAL_CACHE_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,10 @@ def engine():
 def test_up_joins_a_ready_node_and_down_leaves_nothing(target, engine, tmp_path, monkeypatch):
     from lab.cluster import Lab
     monkeypatch.setenv("NODELAB_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.delenv("NODELAB_CACHE_DIR")   # reuse the real build cache
+    if REAL_CACHE_DIR:                         # the run's real build cache, not the fast tests' empty one
+        monkeypatch.setenv("NODELAB_CACHE_DIR", REAL_CACHE_DIR)
+    else:
+        monkeypatch.delenv("NODELAB_CACHE_DIR")
     lab = Lab(say=lambda m: None)
     try:
         node = lab.up(target, 1)[0]
