@@ -19,7 +19,6 @@ HOST_COMMANDS = {
     "etcd": "etcd-server",
     "gpg": "gpg",
     "gpgv": "gpgv",
-    "unshare": "util-linux",
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
 }
