@@ -181,11 +181,6 @@ def write_cookie(node: Node, push: CookiePush, value: int) -> CookiePush:
     return push
 
 
-def push_cookie(node: Node, value: int, systemd_version: str) -> CookiePush:
-    """Set PID 1's system-bus cookie to `value`; returns what was seen."""
-    return write_cookie(node, locate_cookie(node, systemd_version), value)
-
-
 def read_cookie(node: Node, address: int) -> tuple[int, str]:
     """Read the cookie at a verified address: attach, read, detach."""
     g = Gdb(node, 1)
