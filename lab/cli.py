@@ -3,6 +3,9 @@
 import argparse
 import sys
 
+import docker.errors
+import requests
+
 from lab import host, images, targets
 from lab.cluster import Lab, dump
 from lab.errors import LabError
@@ -39,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except LabError as exc:
         console().print(f"[red]nodelab {args.command}: {exc}[/red]")
+        return 2
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        console().print(f"[red]nodelab {args.command}: the docker engine failed mid-way "
+                        f"({str(exc).splitlines()[0][:200]}); `nodelab doctor` says what answers[/red]")
         return 2
     except KeyboardInterrupt:
         console().print("[yellow]interrupted; `nodelab down` removes whatever was left[/yellow]")

@@ -213,6 +213,8 @@ class Lab:
                         self._sweep(client, removed, keep)
                     daemons.stop(res)
                     removed.append(f"process {res.role} ({res.ref})")
+                    if res.role == "dockerd":
+                        client = None   # the engine is gone; nothing more to ask it
             elif res.kind == "network" and client:
                 try:
                     client.networks.get(res.ref).remove()

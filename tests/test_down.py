@@ -43,3 +43,36 @@ def test_down_removes_recorded_processes_and_dirs_but_keeps_what_it_is_told(no_e
 def test_down_with_nothing_recorded_says_so(no_engine):
     assert Lab(say=lambda m: None).down() == []
     assert daemons.live(Lab().state, "dockerd") is None
+
+
+class EngineThatStops:
+    """Answers until the recorded dockerd is stopped, then refuses like a dead socket."""
+    def __init__(self, proc):
+        self.proc = proc
+        self.calls_after_stop = 0
+        self.containers = self.networks = self
+
+    def list(self, **kwargs):
+        if self.proc.poll() is not None:
+            self.calls_after_stop += 1
+            raise ConnectionError("engine socket gone")
+        return []
+
+    def get(self, name):
+        return self.list()
+
+
+def test_down_does_not_talk_to_the_engine_it_stopped(monkeypatch):
+    engine = subprocess.Popen(["sleep", "60"])
+    client = EngineThatStops(engine)
+    monkeypatch.setattr(host, "docker_client", lambda timeout=0: client)
+    lab = Lab(say=lambda m: None)
+    lab.state.record(Resource("process", f"pid:{engine.pid}", "dockerd",
+                              {"start_time": process_start_time(engine.pid)}))
+    try:
+        removed = lab.down()
+        engine.wait(timeout=20)
+        assert any(r.startswith("process dockerd") for r in removed)
+        assert client.calls_after_stop == 0 and lab.state.resources() == []
+    finally:
+        engine.kill()
