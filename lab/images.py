@@ -43,13 +43,17 @@ def _cache(name: str) -> Path:
     return d / name
 
 
+def _saved(tag: str) -> Path:
+    return _cache(tag.replace("/", "_").replace(":", "_") + ".tar")
+
+
 def _present(client, tag: str) -> bool:
     try:
         client.images.get(tag)
         return True
     except docker.errors.ImageNotFound:
         pass
-    saved = _cache(tag.replace("/", "_").replace(":", "_") + ".tar")
+    saved = _saved(tag)
     if saved.exists():
         shell.run(["docker", "load", "-i", str(saved)], timeout=600)
         return True
@@ -57,7 +61,7 @@ def _present(client, tag: str) -> bool:
 
 
 def _save(tag: str) -> None:
-    saved = _cache(tag.replace("/", "_").replace(":", "_") + ".tar")
+    saved = _saved(tag)
     tmp = saved.with_suffix(".part")
     shell.run(["docker", "save", "-o", str(tmp), tag], timeout=600)
     os.replace(tmp, saved)
@@ -231,6 +235,6 @@ def listing(client) -> list[dict]:
             image = client.images.get(tag)
             status = "built " + image.attrs.get("Created", "")[:19] + "  " + image.labels.get("nodelab.packages", "")
         except docker.errors.ImageNotFound:
-            status = "not built"
+            status = f"saved in {_saved(tag)}, loaded on first use" if _saved(tag).exists() else "not built"
         rows.append({"target": target.name, "image": tag, "status": status, "summary": target.summary})
     return rows
