@@ -144,12 +144,20 @@ class CookieOverflow(Scenario):
         ctx.timeline.injected_at = time.monotonic()
         push = sdbus.write_cookie(ctx.node, push, value)
         ctx.scratch["push"] = push
-        raw = "\n".join([f"located by: {push.located_by}", *push.verification, "", push.transcript])
+        # Did it take? gdb read the value back at the verified address; then,
+        # seen from outside, our Ping's reply carries a serial just above it,
+        # or (a busy bus: more than 15 sends before our reply) the cookie read
+        # again is past it (affected) or has wrapped to 0x80000000 (fixed),
+        # which nothing but the write can have caused.
+        now, transcript = sdbus.read_cookie(ctx.node, push.address)
         after = push.reply_serial_after
-        took = push.written == value and after is not None and value < after <= value + 0x10
+        took = push.written == value and (
+            (after is not None and value < after <= value + 0x10) or now > value
+            or (sdbus.COOKIE_CYCLED <= now < sdbus.COOKIE_CYCLED + 0x10000 and push.before < sdbus.COOKIE_CYCLED))
+        raw = "\n".join([f"located by: {push.located_by}", *push.verification, "", push.transcript, "", transcript])
         ctx.observe("cookie-set-by-gdb", INJECTION, took,
                     f"PID 1 system-bus cookie {push.before} -> {value:#x} ({push.located_by}); next reply serial "
-                    f"{hex(after) if after is not None else 'none'}", raw)
+                    f"{hex(after) if after is not None else 'none'}; cookie read again {now:#x}", raw)
 
     def detect(self, ctx: Context) -> None:
         node, push = ctx.node, ctx.scratch["push"]
