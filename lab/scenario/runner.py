@@ -114,9 +114,9 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
                 continue
             say(f"[bold]{phase}[/bold]")
             start = time.monotonic()
-            if phase == "inject":
-                timeline.injected_at = start
             getattr(scenario, phase)(ctx)
+            if phase == "inject" and timeline.injected_at is None:
+                timeline.injected_at = start   # a scenario that waits for its moment marks it itself
             timeline.phases[phase] = {"seconds": round(time.monotonic() - start, 1)}
             if phase == "prepare" and timeline.missed(STEADY):
                 break
