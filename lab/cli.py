@@ -10,6 +10,7 @@ from lab import host, images, targets
 from lab.cluster import Lab, dump
 from lab.errors import LabError
 from lab.progress import console, say
+from lab.scenario.runner import pairs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run = sub.add_parser("run", help="run a scenario end to end and write its report")
     p_run.add_argument("scenario")
     p_run.add_argument("--target", action="append", help="target(s); default: the scenario's primary targets")
+    p_run.add_argument("--variant", action="append", help="scenario variant(s); default: the primary runs")
+    p_run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                       help="scenario parameter, e.g. supercronic=/path/to/supercronic (repeatable)")
     p_run.add_argument("--scenarios-dir", default=None, help="where scenario modules live (default ./scenarios)")
     p_gate = sub.add_parser("gate", help="regression gate: every scenario must be immune on candidate packages")
     p_gate.add_argument("--base", required=True, help="target whose recipe the candidate starts from")
@@ -106,18 +110,15 @@ def cmd_down(args) -> int:
 
 def cmd_run(args) -> int:
     from lab.scenario import runner
-    return runner.run_from_cli(_lab(args), args.scenario, args.target, args.scenarios_dir)
+    return runner.run_from_cli(_lab(args), args.scenario, args.target, args.scenarios_dir,
+                               args.variant, pairs(args.param, "--param", "KEY=VALUE"))
 
 
 def cmd_gate(args) -> int:
     from lab.scenario import runner
-    overrides = {}
-    for item in args.overrides:
-        name, sep, version = item.partition("=")
-        if not sep or not name or not version:
-            raise LabError(f"--set takes PKG=VERSION, not {item!r}")
-        overrides[name] = version
+    overrides = pairs(args.overrides, "--set", "PKG=VERSION")
     return runner.gate(_lab(args), args.base, overrides, args.scenario, args.scenarios_dir)
+
 
 
 COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "up": cmd_up,

@@ -14,7 +14,11 @@ from lab.errors import LabError
 
 def pytest_addoption(parser):
     parser.addoption("--target", action="append", default=[],
-                     help="target(s) to run scenarios on; 'all' for every target (default: primary targets)")
+                     help="target(s) to run scenarios on; 'all' for every target (default: primary runs)")
+    parser.addoption("--variant", action="append", default=[],
+                     help="scenario variant(s); 'all' for every variant (default: primary runs)")
+    parser.addoption("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="scenario parameter, e.g. supercronic=/path/to/supercronic")
 
 
 def pytest_generate_tests(metafunc):
@@ -22,15 +26,35 @@ def pytest_generate_tests(metafunc):
     if scenario is None or "target" not in metafunc.fixturenames:
         return   # only scenario modules are parametrized over targets
     chosen = metafunc.config.getoption("--target")
-    if not chosen:
-        chosen = list(scenario.primary_targets or targets.PRIMARY)
-    elif "all" in chosen:
+    if "all" in chosen:
         chosen = list(targets.TARGETS)
     for name in chosen:
         targets.get(name)   # unknown target: a clear error at collection
-    params = [pytest.param(n, marks=pytest.mark.skip(reason=f"target {n}: {targets.TARGETS[n].unavailable}"))
-              if targets.TARGETS[n].unavailable else n for n in chosen]
-    metafunc.parametrize("target", params)
+    variants = metafunc.config.getoption("--variant")
+    if "all" in variants:
+        variants = list(scenario.variants)
+    # A scenario without variants ignores --variant (it has only its one form).
+    runs = scenario.runs(chosen or None, [v for v in variants if v in scenario.variants] or None)
+
+    def param(t: str, v: str):
+        values = (t, v) if "variant" in metafunc.fixturenames else (t,)
+        ident = f"{t}-{v}" if v else t
+        marks = [pytest.mark.skip(reason=f"target {t}: {targets.TARGETS[t].unavailable}")] \
+            if targets.TARGETS[t].unavailable else []
+        return pytest.param(*values, id=ident, marks=marks)
+
+    names = ("target", "variant") if "variant" in metafunc.fixturenames else ("target",)
+    metafunc.parametrize(names, [param(t, v) for t, v in runs])
+
+
+@pytest.fixture
+def params(request) -> dict:
+    """--param KEY=VALUE options as a dict, for scenario tests."""
+    from lab.scenario.runner import pairs
+    try:
+        return pairs(request.config.getoption("--param"), "--param", "KEY=VALUE")
+    except LabError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from lab.nodes.docker import DockerNode
 from lab.progress import console, say
 from lab.scenario.evidence import FIX, INJECTION, RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord
-from lab.targets import Target
+from lab.targets import PRIMARY, Target
 
 PHASES = ("prepare", "inject", "detect", "recover", "verify")
 
@@ -53,11 +53,38 @@ class Scenario:
     name: str = ""
     record: BugRecord
     primary_targets: tuple[str, ...] = ()
+    # Variants run the same scenario with other settings (a workload's PID 1,
+    # a kubelet flag): name -> params. A scenario whose verdict hangs on such
+    # a setting rather than on a package names its CI runs in primary_runs.
+    variants: dict[str, dict] = {}
+    primary_runs: tuple[tuple[str, str], ...] = ()    # (target, variant)
+    # False where the verdict hangs on a workload or kubelet setting, not on
+    # the node's packages: the package regression gate has nothing to say then.
+    keyed_on_packages: bool = True
     kubelet_flags: tuple[str, ...] = ()
     stand_ins: tuple[str, ...] = ()      # stand-ins in the causal chain, said in every report
     # The symptom observations that make up the documented incident: all must
     # be seen for `reproduces`; part of them is an incomplete chain.
     key_symptoms: tuple[str, ...] = ()
+
+    def expected(self, ctx: "Context") -> tuple[str, str]:
+        """(expected verdict, why), from what was read on the node (and the variant)."""
+        return self.record.expected(ctx.environment["packages"])
+
+    def runs(self, target_names: list[str] | None = None, variant_names: list[str] | None = None
+             ) -> list[tuple[str, str]]:
+        """The (target, variant) pairs to run: the primary runs unless told."""
+        for v in variant_names or ():
+            if v not in self.variants:
+                raise LabError(f"scenario {self.name} has no variant {v!r}; "
+                               f"known: {', '.join(self.variants) or 'none'}")
+        if not target_names and not variant_names:
+            if self.primary_runs:
+                return list(self.primary_runs)
+            return [(t, "") for t in self.primary_targets or PRIMARY]
+        chosen_targets = target_names or list(dict.fromkeys(t for t, _ in self.runs()))
+        chosen_variants = variant_names or list(self.variants) or [""]
+        return [(t, v) for t in chosen_targets for v in chosen_variants]
 
     def prepare(self, ctx: Context) -> None: ...
     def inject(self, ctx: Context) -> None: ...
@@ -88,24 +115,30 @@ def derive_verdict(t: Timeline, key_symptoms: tuple[str, ...] = ()) -> tuple[str
     return INCONCLUSIVE, "neither the symptom nor the fix's fingerprint was observed"
 
 
-def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | None = None) -> dict:
-    """Run one scenario on one target (a name, or a candidate Target for the gate)."""
+def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | None = None,
+        variant: str = "") -> dict:
+    """Run one scenario on one target (a name, or a candidate Target for the gate),
+    in one of its variants; `params` (the user's) override the variant's."""
     recipe = target if isinstance(target, Target) else None
     target = recipe.name if recipe else target
+    if variant and variant not in scenario.variants:
+        raise LabError(f"scenario {scenario.name} has no variant {variant!r}")
+    params = {**scenario.variants.get(variant, {}), **(params or {})}
     timeline = Timeline()
     report: dict = {"scenario": scenario.name, "bug": _record_dict(scenario.record), "target": target,
+                    "variant": variant, "params": params,
                     "candidate": recipe.summary if recipe else None,
                     "stand_ins": list(scenario.stand_ins), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    say(f"[bold]{scenario.name}[/bold] on {target}: {scenario.record.title}")
+    say(f"[bold]{scenario.name}[/bold] on {target}{f' ({variant})' if variant else ''}: {scenario.record.title}")
     t0 = time.monotonic()
     node = lab.up(recipe or target, 1, kubelet_flags=scenario.kubelet_flags,
                   prefix=f"nodelab-{scenario.name}-{target.replace('+', '-')}")[0]
     timeline.phases["boot"] = {"seconds": round(time.monotonic() - t0, 1)}
-    ctx = Context(lab, node, lab.kube(), timeline, dict(params or {}))
+    ctx = Context(lab, node, lab.kube(), timeline, params)
     error = None
     try:
         report["environment"] = ctx.environment = report_environment(lab, node)
-        expected, why = scenario.record.expected(report["environment"]["packages"])
+        expected, why = scenario.expected(ctx)
         report["expected"] = {"verdict": expected, "why": why}
         say(f"expected verdict from the node's versions: {expected} ({why})")
         for phase in PHASES:
@@ -136,6 +169,7 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
                    "total_seconds": round(time.monotonic() - t0, 1)})
     report["timings"].update(ctx.timings)
+    report["stand_ins"] = list(dict.fromkeys(report["stand_ins"] + ctx.scratch.get("stand_ins", [])))
     report["report_file"] = str(_write(report))
     _summary(report)
     return report
@@ -150,7 +184,8 @@ def _record_dict(r: BugRecord) -> dict:
 def _write(report: dict) -> Path:
     out = paths.reports_dir()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{report['scenario']}-{report['target']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    variant = f"-{report['variant']}" if report.get("variant") else ""
+    path = out / f"{report['scenario']}-{report['target']}{variant}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2, default=str))
     return path
 
@@ -159,7 +194,8 @@ def _summary(report: dict) -> None:
     c = console()
     exp = report.get("expected", {}).get("verdict", "?")
     colour = "green" if report["verdict"] == exp else "red"
-    c.print(f"[{colour}]{report['scenario']} on {report['target']}: {report['verdict']} "
+    variant = f" ({report['variant']})" if report.get("variant") else ""
+    c.print(f"[{colour}]{report['scenario']} on {report['target']}{variant}: {report['verdict']} "
             f"(expected {exp})[/{colour}] — {report['verdict_reason']}")
     for name, p in report.get("phases", {}).items():
         c.print(f"  phase {name}: {p.get('seconds', p.get('skipped'))}")
@@ -171,7 +207,7 @@ def _summary(report: dict) -> None:
 
 
 def explain(report: dict) -> str:
-    lines = [f"{report['scenario']} on {report['target']}: verdict {report['verdict']}, expected "
+    lines = [f"{report['scenario']} on {report['target']} {report.get('variant', '')}: verdict {report['verdict']}, expected "
              f"{report.get('expected', {}).get('verdict')}: {report['verdict_reason']}"]
     for o in report.get("observations", []):
         when = f"injection{o['at']:+}s" if o["at"] is not None else f"start+{o['t']}s"
@@ -182,13 +218,24 @@ def explain(report: dict) -> str:
     return "\n".join(lines)
 
 
-def check(lab: Lab, scenario: Scenario, target: str) -> dict:
+def check(lab: Lab, scenario: Scenario, target: str, variant: str = "", params: dict | None = None) -> dict:
     """The pytest body of every scenario: observed verdict == expected verdict."""
-    report = run(lab, scenario, target)
+    report = run(lab, scenario, target, params, variant)
     expected = report.get("expected", {}).get("verdict")
     assert expected in (REPRODUCES, IMMUNE), explain(report)
     assert report["verdict"] == expected, explain(report)
     return report
+
+
+def pairs(items: list[str], option: str, form: str) -> dict[str, str]:
+    """KEY=VALUE command-line items as a dict (--param, --set)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise LabError(f"{option} takes {form}, not {item!r}")
+        out[name] = value
+    return out
 
 
 # -- scenario discovery for the CLI ---------------------------------------------
@@ -206,16 +253,17 @@ def load_scenarios(directory: Path) -> dict[str, Scenario]:
     return found
 
 
-def run_from_cli(lab: Lab, name: str, target_names: list[str] | None, directory: str | None) -> int:
+def run_from_cli(lab: Lab, name: str, target_names: list[str] | None, directory: str | None,
+                 variant_names: list[str] | None = None, params: dict | None = None) -> int:
     from lab import targets
     scenarios = load_scenarios(Path(directory) if directory else Path.cwd() / "scenarios")
     if name not in scenarios:
         raise LabError(f"unknown scenario {name!r}; known: {', '.join(sorted(scenarios)) or 'none'}")
     scenario = scenarios[name]
-    chosen = target_names or list(scenario.primary_targets)
-    for t in chosen:
+    chosen = scenario.runs(target_names, variant_names)
+    for t, _ in chosen:
         targets.runnable(t)
-    results = [run(lab, scenario, t) for t in chosen]
+    results = [run(lab, scenario, t, params, v) for t, v in chosen]
     ok = all(r["verdict"] == r.get("expected", {}).get("verdict") for r in results)
     return 0 if ok else 1
 
@@ -225,10 +273,14 @@ def gate(lab: Lab, base: str, overrides: dict[str, str], names: list[str] | None
     from lab import targets
     candidate = targets.candidate(base, overrides)
     scenarios = load_scenarios(Path(directory) if directory else Path.cwd() / "scenarios")
-    chosen = names or sorted(scenarios)
+    chosen = names or sorted(n for n, s in scenarios.items() if s.keyed_on_packages)
     unknown = [n for n in chosen if n not in scenarios]
     if unknown:
         raise LabError(f"unknown scenario(s) {', '.join(unknown)}; known: {', '.join(sorted(scenarios))}")
+    settings = [n for n in chosen if not scenarios[n].keyed_on_packages]
+    if settings:
+        raise LabError(f"scenario(s) {', '.join(settings)} hang on a workload or kubelet setting, not on "
+                       f"packages; compare their variants with `nodelab run NAME --variant ...` instead")
     results = {n: run(lab, scenarios[n], candidate) for n in chosen}
     failed = {n: r["verdict"] for n, r in results.items() if r["verdict"] != IMMUNE}
     c = console()
