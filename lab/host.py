@@ -21,6 +21,8 @@ HOST_COMMANDS = {
     "gpgv": "gpgv",
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
+    "gcc": "gcc",             # builds the static stand-ins (lab/standins.py)
+    "nsenter": "util-linux",  # reaches a node that has no PIDs left
 }
 
 

@@ -68,6 +68,12 @@ class Kube:
             if exc.status != 404:
                 raise
 
+    def events_for(self, name: str, namespace: str = "default") -> list[str]:
+        """The pod's events, oldest first, as "time reason: message" lines."""
+        items = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        items.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""))
+        return [f"{e.last_timestamp or e.event_time} {e.reason}: {e.message}" for e in items]
+
     def pods_on(self, node_name: str, namespace: str = "default") -> list:
         return self.core.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node_name}").items
 

@@ -57,6 +57,14 @@ class Node(ABC):
     def testinfra_host(self):
         """A testinfra Host for assertions on this node."""
 
+    def run_outside_pid_namespace(self, cmd: str | list[str], timeout: float = 60) -> Result:
+        """Run cmd with the node's files and network but as a process of the lab
+        host's PID namespace, so it works when the node has no PIDs left (read
+        journals, /proc through the node's own procfs). Backends that cannot
+        (an SSH-reached node) say so."""
+        from lab.errors import LabError
+        raise LabError(f"{self.backend} nodes cannot run commands outside their PID namespace")
+
     def run(self, cmd: str | list[str], timeout: float = 60, check: bool = True,
             stdin: bytes | None = None) -> Result:
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)

@@ -50,6 +50,17 @@ class DockerNode(Node):
                           (exc.stderr or b"").decode(errors="replace"), timed_out=True)
         return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
+    def run_outside_pid_namespace(self, cmd, timeout=60):
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        enter = ["nsenter", f"--target={self.pid1_host_pid()}", "--mount", "--uts", "--ipc", "--net", "--",
+                 "timeout", "-k", "5", str(int(timeout))]
+        try:
+            proc = subprocess.run([*enter, *argv], capture_output=True, timeout=timeout + 15)
+        except subprocess.TimeoutExpired as exc:
+            return Result(124, (exc.stdout or b"").decode(errors="replace"), "", timed_out=True)
+        return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"),
+                      timed_out=proc.returncode in (124, 137))
+
     def interactive_argv(self, argv):
         return ["docker", "exec", "-i", self.name, *argv]
 
