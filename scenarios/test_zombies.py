@@ -1,0 +1,461 @@
+"""A non-reaping cron PID 1 piles up `curl` zombies until the node has no PIDs left.
+
+The incident ("6 entertaining system bugs", history 1): a pod runs supercronic
+as PID 1; every job starts `curl` in the background and exits. The curls are
+orphaned, re-parented to the container's PID 1, and, when they exit, never
+reaped: supercronic <= 0.2.30 waits for its job's own process only. Zombies
+keep their PIDs; the PID space fills; dockerd/containerd fail with
+`runtime/cgo: pthread_create failed: ...` and docker "freezes".
+
+The lab runs that workload for real: the job is `/bin/sh -c` starting the
+target's own curl (from the node's packages, put in an image made on the node)
+against a slow HTTP endpoint the lab serves on its network, so each curl lives
+a few seconds and outlives its shell. PID 1 is supercronic -- a stand-in with
+supercronic 0.2.30's waiting behaviour unless `--param supercronic=PATH` (with
+`--param supercronic_version=X.Y.Z`) brings the real one -- or, in the `tini`
+variant, tini/docker-init from the target's packages with the same runner
+below it.
+
+Fast-forward without touching the host: the node's PID capacity is lowered
+to a few thousand (per-namespace kernel.pid_max where the kernel has it, the
+node container's pids cgroup otherwise; lab/pidspace.py), so the months of
+the incident take a minute or two.
+
+Steady state: node Ready, PIDs in use at their baseline, a new pod starts.
+Detection (read from the host's /proc and cgroupfs, which keep working when
+the node cannot fork): zombies under the cron PID 1 and their rate; PIDs in
+use against the capacity; the first fork/thread failure in the runtime's and
+kubelet's journals; a new pod failing to start. Immune (tini): zombies stay
+flat while orphans keep arriving under PID 1 for a sustained window.
+Recovery, both ways the source names: delete the cron pod (zombies vanish,
+PIDs back to baseline, new pods start), then the same workload under tini
+(zombies stay flat).
+"""
+
+import json
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+from lab import pidspace, procs, standins, workload
+from lab.errors import LabError
+from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
+from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord, Fix
+from lab.scenario.runner import Context, Scenario, check
+from lab.slowhttp import SlowEndpoint
+
+RECORD = BugRecord(
+    id="supercronic-zombie-flood",
+    title="zombie curl flood under a non-reaping cron PID 1 exhausts the node's PIDs",
+    component="supercronic",
+    mechanism="a job's background children are re-parented to the container's PID 1 when the job exits; "
+              "supercronic <= 0.2.30 waits only for its job's process, so they stay zombies holding PIDs "
+              "until the PID space is full and fork/clone fails for every process on the node",
+    references=(
+        "supercronic PR #164 (0.2.31: reap orphans when PID 1), PR #172 (0.2.33: forks itself as PID 1, -no-reap)",
+        "tini (waitpid(-1) as PID 1; `docker run --init`)",
+        "kubernetes podPidsLimit (GA 1.20), eviction signal pid.available (PIDPressure)",
+        "6 entertaining system bugs, history 1",
+    ),
+    affected="supercronic <= 0.2.30 (or any non-reaping PID 1); the distribution does not matter",
+    fixes=(Fix("0.2.31", "supercronic 0.2.31 reaps orphaned processes when it is PID 1 (PR #164)"),),
+)
+
+CRON_IMAGE = "nodelab/cron:local"
+RUNNER_IN_NODE = "/usr/local/bin/supercronic"
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/sbin/docker-init", "/usr/bin/tini")
+API_DELETE_SECONDS = 30
+CRON_POD, TINI_POD, NEWCOMER_POD, AFTER_POD = "zombies-cron", "zombies-cron-tini", "zombies-newcomer", "zombies-after"
+FORK_FAILURES = re.compile(r"pthread_create failed|failed to create new OS thread|resource temporarily unavailable|"
+                           r"no space left on device|cannot fork|can't fork|fork: retry", re.I)
+DEFAULTS = {
+    "free_pids": 1500,       # PIDs left for new tasks once the capacity is lowered
+    "curls_per_job": 20,     # background curls each job leaves behind
+    "curl_seconds": 3,       # how long the lab's endpoint takes to answer
+    "watch_seconds": 300,    # how long detection waits for the PID space to fill
+    "flat_seconds": 120,     # how long zombies must stay flat under tini
+}
+
+
+def setting(ctx: Context, key: str) -> int:
+    return int(ctx.params.get(key, DEFAULTS[key]))
+
+
+class ZombieFlood(Scenario):
+    name = "zombies"
+    record = RECORD
+    # The lab's nodes run docker with the systemd cgroup driver, under which
+    # every container scope gets systemd's DefaultTasksMax (512 on systemd 229,
+    # 15% of pid_max since v231): observed here, it stops the flood inside the
+    # pod. The source's pods had no such cap (docker's default cgroupfs
+    # driver), so the main variants lift it (DefaultTasksMax=infinity);
+    # `systemd-tasksmax` keeps systemd's default and shows the containment.
+    variants = {"supercronic": {"pid1": "supercronic"}, "tini": {"pid1": "tini"},
+                "systemd-tasksmax": {"pid1": "supercronic", "pod_task_cap": "systemd"}}
+    # A workload bug: the runner reproduces on every target, tini is immune on
+    # every target. CI runs both on one target.
+    primary_runs = (("bookworm", "supercronic"), ("bookworm", "tini"))
+    keyed_on_packages = False
+    key_symptoms = ("zombies-pile-up", "pid-space-exhausted", "fork-failures-logged")
+
+    def expected(self, ctx: Context) -> tuple[str, str]:
+        if ctx.params.get("pid1") == "tini":
+            return IMMUNE, "tini is PID 1 and reaps every process it inherits (waitpid(-1)); the runner below it " \
+                           "is unchanged"
+        if ctx.params.get("supercronic"):
+            version = ctx.params.get("supercronic_version")
+            if not version:
+                return INCONCLUSIVE, "a real supercronic was given without --param supercronic_version=X.Y.Z"
+            verdict, why = self.record.expected({"supercronic": version})
+        else:
+            verdict, why = self.record.expected({"supercronic": "0.2.30"})   # the stand-in's semantics
+        if verdict == REPRODUCES and ctx.params.get("pod_task_cap") == "systemd":
+            return IMMUNE, f"{why}; but systemd's DefaultTasksMax (512 on v228-230, 15% of pid_max since v231) " \
+                           f"caps every container scope under docker's systemd cgroup driver below the " \
+                           f"{setting(ctx, 'free_pids')} PIDs the node has free: the flood stays inside the cron pod"
+        return verdict, why
+
+    # -- prepare ----------------------------------------------------------------
+    def prepare(self, ctx: Context) -> None:
+        node = ctx.node
+        _, gateway = ctx.lab.network()
+        ctx.scratch["endpoint"] = SlowEndpoint(gateway, setting(ctx, "curl_seconds")).start()
+        runner = ctx.params.get("supercronic")
+        if runner:
+            if not Path(runner).is_file():
+                raise LabError(f"--param supercronic={runner}: no such file")
+            node.put_file(RUNNER_IN_NODE, Path(runner).read_bytes(), 0o755)
+            ctx.scratch["runner"] = f"supercronic from {runner} (version {ctx.params.get('supercronic_version')})"
+        else:
+            node.put_file(RUNNER_IN_NODE, standins.build("supercronic").read_bytes(), 0o755)
+            ctx.scratch["runner"] = "nodelab-cron-standin (supercronic 0.2.30 semantics)"
+            ctx.scratch["stand_ins"] = ["supercronic <= 0.2.30 -> nodelab-cron-standin (lab/assets/"
+                                        "nodelab-cron-standin.c): runs each job with /bin/sh -c and waits for that "
+                                        "job's process only, as supercronic 0.2.30 does; --param supercronic=PATH "
+                                        "runs the real one"]
+        init = next((p for p in INIT_CANDIDATES if node.run(["test", "-x", p], check=False).ok), None)
+        ctx.scratch["init"] = init
+        if ctx.params.get("pid1") == "tini" and not init:
+            raise LabError(f"{node.target} ships none of {', '.join(INIT_CANDIDATES)}: no tini to run as PID 1")
+        files = ["/usr/bin/curl", RUNNER_IN_NODE, *([init] if init else [])]
+        node.run(["/usr/local/lib/nodelab/nodelab-closure-image", CRON_IMAGE, *files], timeout=120)
+        curl = node.run(["curl", "--version"]).stdout.splitlines()[0]
+        ctx.observe("workload-image", EVIDENCE, True, f"{CRON_IMAGE} made on the node from its own files: "
+                    f"{', '.join(files)}; {curl}; PID 1 runner: {ctx.scratch['runner']}; init: {init or 'none'}")
+
+        if ctx.params.get("pod_task_cap") != "systemd":
+            ctx.observe("pod-task-cap-lifted", EVIDENCE, True, _lift_task_cap(node))
+        started = _start_pod(ctx, AFTER_POD.replace("after", "baseline"), ctx.lab.sandbox_image, "sleep 3600")
+        ctx.observe("new-pod-starts", STEADY, started is not None,
+                    f"a busybox pod Running after {started:.1f} s" if started is not None else "did not start")
+        ctx.kube.delete_pod(AFTER_POD.replace("after", "baseline"))
+        time.sleep(3)
+        ctx.scratch["baseline_pids"] = baseline = pidspace.node_in_use(node)
+        ready = ctx.kube.condition(node.name)
+        ctx.observe("node-ready", STEADY, ready.status == "True", f"Ready={ready.status} {ready.message}; "
+                    f"{baseline} tasks (PIDs) in use on the node (pids cgroup)")
+
+    # -- inject -------------------------------------------------------------------
+    def inject(self, ctx: Context) -> None:
+        capacity = pidspace.limit_node(ctx.lab.client, ctx.node, setting(ctx, "free_pids"))
+        ctx.scratch["capacity"] = capacity
+        ctx.timings["pid_capacity"] = capacity.as_dict()
+        ctx.observe("pid-capacity-lowered", EVIDENCE, True,
+                    f"{capacity.mechanism} set to {capacity.limit}: {capacity.in_use} tasks in use, "
+                    f"{capacity.free} PIDs free; the host's pid_max is still {capacity.host_pid_max}")
+        pod = CRON_POD if ctx.params.get("pid1") != "tini" else TINI_POD
+        ctx.scratch["cron_pod"] = pod
+        ctx.timeline.injected_at = time.monotonic()
+        pid1 = _start_cron(ctx, pod, under_init=ctx.params.get("pid1") == "tini")
+        ctx.observe("cron-pod-running", INJECTION, pid1 is not None,
+                    f"{pod} Running; its PID 1 is host PID {pid1} ({_comm(pid1)}), starting "
+                    f"{setting(ctx, 'curls_per_job')} background curls every second against "
+                    f"{ctx.scratch['endpoint'].url} (answers after {setting(ctx, 'curl_seconds')} s)"
+                    if pid1 else f"{pod} did not start: {_why_not_running(ctx, pod)}")
+
+    # -- detect -------------------------------------------------------------------
+    def detect(self, ctx: Context) -> None:
+        if ctx.params.get("pid1") == "tini":
+            self._watch_flat(ctx, ctx.scratch["cron_pod"], setting(ctx, "watch_seconds") // 2, FIX)
+            started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600")
+            ctx.observe("new-pod-starts", EVIDENCE, started is not None,
+                        f"a new pod Running {started:.1f} s after it was created" if started is not None
+                        else f"a new pod did not start: {_why_not_running(ctx, NEWCOMER_POD)}")
+            return
+        self._watch_flood(ctx)
+
+    def _watch_flood(self, ctx: Context) -> None:
+        node, capacity = ctx.node, ctx.scratch["capacity"]
+        pid1 = ctx.scratch["pid1"]
+        series, deadline = [], time.monotonic() + setting(ctx, "watch_seconds")
+        exhausted_at = None
+        while time.monotonic() < deadline:
+            zombies = procs.children_states(pid1)["Z"]
+            in_use = pidspace.node_in_use(node)
+            series.append((ctx.timeline.since_injection(), zombies, in_use))
+            failure = _first_failure(_container_log(ctx, ctx.scratch["cron_cid"]))
+            if failure and exhausted_at is None:
+                exhausted_at = ctx.timeline.since_injection()
+                ctx.scratch["runner_failure"] = failure
+            # Full: the job's own forks fail; give the node 10 s more at the limit.
+            if exhausted_at is not None and ctx.timeline.since_injection() - exhausted_at >= 10:
+                break
+            time.sleep(2)
+        ctx.scratch["series"] = series
+        zombies, in_use = series[-1][1], series[-1][2]
+        rate = _per_minute(series)
+        ctx.timings["zombies_per_minute"] = rate
+        cap = pidspace.task_cap(pid1, node) if procs.alive(pid1) else None
+        contained = cap is not None and cap[0] < capacity.free
+        ctx.observe("zombies-pile-up", EVIDENCE if contained else SYMPTOM,
+                    zombies >= (cap[0] if contained else capacity.free) // 2,
+                    f"{zombies} zombie children under the cron PID 1 (host PID {pid1}), {rate:.0f} per minute; "
+                    f"samples (s since injection, zombies, tasks in use): {series[::max(1, len(series) // 8)]}",
+                    raw="\n".join(f"{p} {pp} {st} {c}" for p, pp, st, c in procs.children(pid1)[:40]))
+        if contained:
+            self._contained(ctx, cap, zombies, in_use, exhausted_at)
+            return
+        reachable = capacity.in_use + capacity.free
+        full = exhausted_at is not None and in_use >= 0.9 * reachable
+        if full:
+            ctx.timings["injection_to_first_fork_failure_s"] = exhausted_at
+        ctx.observe("pid-space-exhausted", SYMPTOM, full,
+                    f"{in_use} of about {reachable} tasks the node can hold in use ({capacity.mechanism} "
+                    f"{capacity.limit}); the job could no longer fork: {ctx.scratch.get('runner_failure')}"
+                    if full else f"{in_use} of about {reachable} tasks in use; the job's last fork failure: "
+                                 f"{ctx.scratch.get('runner_failure', 'none')}: the PID space did not fill "
+                                 f"within {setting(ctx, 'watch_seconds')} s")
+        if not full:
+            return
+        # A new pod on the node now.
+        ctx.kube.create_pod(workload.pod(NEWCOMER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
+        waited = time.monotonic() + 60
+        phase = ""
+        while time.monotonic() < waited and phase != "Running":
+            phase = workload.phase_and_restarts(ctx.kube.pod(NEWCOMER_POD))[0]
+            time.sleep(3)
+        events = ctx.kube.events_for(NEWCOMER_POD)
+        ctx.observe("new-pod-fails-to-start", SYMPTOM if phase != "Running" else EVIDENCE, phase != "Running",
+                    f"{NEWCOMER_POD} {phase or 'absent'} 60 s after creation: "
+                    f"{_why_not_running(ctx, NEWCOMER_POD)}" if phase != "Running"
+                    else f"{NEWCOMER_POD} started although the PID space was full",
+                    raw="\n".join(events))
+        # What the runtime and kubelet logged (journalctl from outside the node's PID namespace).
+        journal = node.run_outside_pid_namespace(
+            ["journalctl", "--no-pager", "-o", "short-precise", "-u", "docker", "-u", "containerd",
+             "-u", "kubelet", "--since", f"-{int(ctx.timeline.since_injection()) + 5}s"], timeout=60).stdout
+        failures = [line for line in journal.splitlines() if FORK_FAILURES.search(line)]
+        kinds = {}
+        for line in failures:
+            kinds.setdefault(FORK_FAILURES.search(line).group(0).lower(), line)
+        ctx.observe("fork-failures-logged", SYMPTOM, bool(failures),
+                    f"{len(failures)} fork/thread-creation failures in docker/containerd/kubelet journals; first of "
+                    f"each kind: " + " || ".join(v[:260] for v in kinds.values()) if failures else
+                    "no fork/thread-creation failure in docker/containerd/kubelet journals",
+                    raw="\n".join(failures[:50]))
+
+    def _contained(self, ctx: Context, cap: tuple[int, str], zombies: int, in_use: int,
+                   exhausted_at: float | None) -> None:
+        """The pod's own pids limit stopped the flood: the pod breaks, the node does not."""
+        started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=60)
+        capacity = ctx.scratch["capacity"]
+        held = exhausted_at is not None and zombies >= cap[0] - 3 * setting(ctx, "curls_per_job") \
+            and in_use < capacity.in_use + capacity.free // 2 and started is not None
+        ctx.observe("flood-contained-in-pod", FIX, held,
+                    f"the cron pod's pids cgroup ({cap[1].rsplit('/', 1)[-1]}) allows {cap[0]} tasks: zombies "
+                    f"stopped at {zombies}, the job's forks fail ({ctx.scratch.get('runner_failure', 'no failure')}), "
+                    f"the node has {in_use} tasks in use of about {capacity.in_use + capacity.free}, and a new pod "
+                    + (f"Running after {started:.1f} s" if started is not None else
+                       f"did not start: {_why_not_running(ctx, NEWCOMER_POD)}"))
+
+    def _watch_flat(self, ctx: Context, pod: str, seconds: int, kind: str) -> bool:
+        """Zombies under the pod's PID 1 stay flat while its jobs keep orphaning curls."""
+        pid1 = ctx.scratch["pid1"]
+        endpoint = ctx.scratch["endpoint"]
+        requests_before, peak, orphans_seen = endpoint.requests, 0, 0
+        series, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            kids = procs.children(pid1)
+            zombies = sum(1 for k in kids if k[2] == "Z")
+            orphans_seen = max(orphans_seen, sum(1 for k in kids if k[3] == "curl" and k[2] != "Z"))
+            peak = max(peak, zombies)
+            series.append((ctx.timeline.since_injection(), zombies))
+            time.sleep(2)
+        requests = endpoint.requests - requests_before
+        flat = requests >= 10 * seconds and orphans_seen > 0 and peak <= setting(ctx, "curls_per_job")
+        ctx.observe("zombies-stay-flat" if kind == FIX else "tini-keeps-zombies-flat", kind, flat,
+                    f"{pod}: {requests} curls served in {seconds} s, up to {orphans_seen} orphaned curls seen under "
+                    f"PID 1 ({_comm(pid1)}), zombies at most {peak} (samples {series[::max(1, len(series) // 6)]})")
+        return flat
+
+    # -- recover ------------------------------------------------------------------
+    def recover(self, ctx: Context) -> None:
+        node, pid1, baseline = ctx.node, ctx.scratch["pid1"], ctx.scratch["baseline_pids"]
+        t0 = time.monotonic()
+        ctx.kube.delete_pod(ctx.scratch["cron_pod"])
+        if not _wait(lambda: not procs.alive(pid1), API_DELETE_SECONDS):
+            # The node cannot fork, so kubelet and docker cannot stop the pod
+            # (runc is a new process). An operator's already-open root shell
+            # can still `kill -9` (a builtin): the lab does that from outside
+            # the node's PID namespace, on the pod's own PID 1 only.
+            ctx.observe("api-delete-stalls", EVIDENCE, True,
+                        f"kubelet had not stopped the deleted cron pod after {API_DELETE_SECONDS} s (the node "
+                        f"cannot fork); killing its PID 1 (host PID {pid1}) with SIGKILL from outside the node's "
+                        f"PID namespace")
+            os.kill(pid1, signal.SIGKILL)
+        gone = _wait(lambda: not procs.alive(pid1), 60)
+        ctx.timings["delete_to_zombies_gone_s"] = round(time.monotonic() - t0, 1)
+        _wait(lambda: pidspace.node_in_use(node) <= baseline + 100, 60)
+        in_use = pidspace.node_in_use(node)
+        ctx.observe("zombies-gone-pids-back", RECOVERY, gone and in_use <= baseline + 100,
+                    f"cron PID 1 {'gone' if gone else 'still there'} {ctx.timings['delete_to_zombies_gone_s']} s "
+                    f"after the delete; {in_use} tasks in use (baseline {baseline})")
+        ready = _wait(lambda: ctx.kube.condition(node.name).status == "True", 180)
+        ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
+        cond = ctx.kube.condition(node.name)
+        ctx.observe("node-ready-again", RECOVERY, ready, f"Ready={cond.status} {cond.message} "
+                    f"{ctx.timings['delete_to_ready_s']} s after the delete; kubelet/dockerd restarts: "
+                    f"{_restarts(node)}")
+        started = _start_pod(ctx, AFTER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=120)
+        ctx.timings["delete_to_new_pod_running_s"] = round(time.monotonic() - t0, 1)
+        ctx.observe("new-pod-starts-again", RECOVERY, started is not None,
+                    f"{AFTER_POD} Running {time.monotonic() - t0:.1f} s after the delete" if started is not None
+                    else f"{AFTER_POD} did not start: {_why_not_running(ctx, AFTER_POD)}")
+        # The source's other remedy: the same workload under tini.
+        if not ctx.scratch["init"]:
+            ctx.observe("tini-keeps-zombies-flat", EVIDENCE, False, f"{node.target} has no tini/docker-init")
+            return
+        pid1 = _start_cron(ctx, TINI_POD, under_init=True)
+        if pid1 is None:
+            ctx.observe("tini-keeps-zombies-flat", RECOVERY, False,
+                        f"{TINI_POD} did not start: {_why_not_running(ctx, TINI_POD)}")
+            return
+        self._watch_flat(ctx, TINI_POD, setting(ctx, "flat_seconds"), RECOVERY)
+        ctx.kube.delete_pod(TINI_POD)
+
+    # -- verify -------------------------------------------------------------------
+    def verify(self, ctx: Context) -> None:
+        for pod in (CRON_POD, TINI_POD, NEWCOMER_POD, AFTER_POD):
+            ctx.kube.delete_pod(pod)
+        baseline, deadline = ctx.scratch["baseline_pids"], time.monotonic() + 90
+        in_use = pidspace.node_in_use(ctx.node)
+        while time.monotonic() < deadline and in_use > baseline + 50:
+            time.sleep(2)
+            in_use = pidspace.node_in_use(ctx.node)
+        ready = ctx.kube.condition(ctx.node.name)
+        ctx.observe("steady-after", STEADY, ready.status == "True" and in_use <= baseline + 50,
+                    f"the scenario's pods deleted: Ready={ready.status}; {in_use} tasks in use (baseline {baseline})")
+
+    def teardown(self, ctx: Context) -> None:
+        endpoint = ctx.scratch.get("endpoint")
+        if endpoint:
+            endpoint.stop()
+            ctx.timings["curls_served"] = endpoint.requests
+
+
+def _wait(condition, seconds: float, every: float = 1) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(every)
+    return condition()
+
+
+def _restarts(node) -> str:
+    """NRestarts of the node's runtime and kubelet (how many of them died)."""
+    out = node.run("for u in kubelet docker containerd; do echo $u $(systemctl show -p NRestarts $u); done",
+                   check=False).stdout
+    return "; ".join(out.split("\n")).strip("; ") or "unknown"
+
+
+def _start_cron(ctx: Context, pod: str, under_init: bool) -> int | None:
+    """Start the cron pod; note its container and PID 1 (host PID). None if it never ran."""
+    n, every = setting(ctx, "curls_per_job"), 1
+    url = ctx.scratch["endpoint"].url
+    job = f"i=0; while [ $i -lt {n} ]; do curl -q -s -m 30 -o /dev/null {url} & i=$((i+1)); done"
+    runner = f"{ctx.scratch['init']} -- {RUNNER_IN_NODE}" if under_init else RUNNER_IN_NODE
+    command = f"printf '%s\\n' '*/{every} * * * * * * {job}' > /tmp/crontab && exec {runner} /tmp/crontab"
+    if _start_pod(ctx, pod, CRON_IMAGE, command) is None:
+        return None
+    cid = ctx.node.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label=io.kubernetes.pod.name={pod}",
+                        "--filter", "label=io.kubernetes.container.name=main"]).stdout.split()[0]
+    node_pid = int(ctx.node.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid]).stdout)
+    pid1 = procs.host_pid_of(node_pid, level=1, under=ctx.node.pid1_host_pid())
+    ctx.scratch.update(pid1=pid1, cron_cid=cid)
+    return pid1
+
+
+def _start_pod(ctx: Context, name: str, image: str, command: str, timeout: float = 90) -> float | None:
+    """Create a pod on the node; seconds until Running, or None."""
+    t0 = time.monotonic()
+    ctx.kube.create_pod(workload.pod(name, ctx.node.name, image, command))
+    while time.monotonic() - t0 < timeout:
+        if workload.phase_and_restarts(ctx.kube.pod(name))[0] == "Running":
+            return time.monotonic() - t0
+        time.sleep(1)
+    return None
+
+
+def _why_not_running(ctx: Context, pod: str) -> str:
+    obj = ctx.kube.pod(pod)
+    events = ctx.kube.events_for(pod)
+    last = " | ".join(" ".join(e.split())[:240] for e in events[-3:])
+    return f"phase {workload.phase_and_restarts(obj)[0] or 'absent'}, waiting {workload.waiting_reason(obj) or '-'}; " \
+           f"last events: {last or 'none'}"
+
+
+def _container_log(ctx: Context, cid: str) -> str:
+    """The container's json log, read from outside the node's PID namespace."""
+    path = f"/var/lib/docker/containers/{cid}/{cid}-json.log"
+    out = ctx.node.run_outside_pid_namespace(["tail", "-c", "200000", path], timeout=30).stdout
+    lines = []
+    for raw in out.splitlines():
+        try:
+            lines.append(json.loads(raw)["log"].rstrip())
+        except (ValueError, KeyError):
+            continue
+    return "\n".join(lines)
+
+
+def _first_failure(log: str) -> str:
+    return next((line for line in log.splitlines() if FORK_FAILURES.search(line)), "")
+
+
+def _per_minute(series: list[tuple]) -> float:
+    """Zombie growth per minute between the first sample with zombies and the last."""
+    growing = [(t, z) for t, z, _ in series if z > 0]
+    if len(growing) < 2 or growing[-1][0] == growing[0][0]:
+        return 0.0
+    return round((growing[-1][1] - growing[0][1]) * 60 / (growing[-1][0] - growing[0][0]), 1)
+
+
+def _lift_task_cap(node) -> str:
+    """Give container scopes no task limit, as docker's cgroupfs driver does:
+    DefaultTasksMax=infinity for new units, TasksMax=infinity on the pod slices
+    kubelet already made."""
+    before = node.run(["systemctl", "show", "-p", "DefaultTasksMax"]).stdout.strip()
+    node.put_file("/etc/systemd/system.conf.d/50-nodelab-tasksmax.conf", "[Manager]\nDefaultTasksMax=infinity\n")
+    node.run(["systemctl", "daemon-reexec"], timeout=60)
+    slices = node.run("systemctl list-units --no-legend --plain 'kubepods*.slice' | cut -d' ' -f1").stdout.split()
+    for unit in slices:
+        node.run(["systemctl", "set-property", "--runtime", unit, "TasksMax=infinity"])
+    after = node.run(["systemctl", "show", "-p", "DefaultTasksMax"]).stdout.strip()
+    return f"systemd {before} -> {after} (drop-in + daemon-reexec); TasksMax=infinity on {', '.join(slices)}: " \
+           f"container scopes have no task limit, as under docker's cgroupfs driver"
+
+
+def _comm(pid: int | None) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except (OSError, TypeError):
+        return "?"
+
+
+SCENARIO = ZombieFlood()
+
+
+def test_zombies(lab, target, variant, params):
+    check(lab, SCENARIO, target, variant, params)
