@@ -120,7 +120,6 @@ def cmd_gate(args) -> int:
     return runner.gate(_lab(args), args.base, overrides, args.scenario, args.scenarios_dir)
 
 
-
 COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "up": cmd_up,
             "status": cmd_status, "down": cmd_down, "run": cmd_run,
             "gate": cmd_gate}

@@ -60,7 +60,7 @@ def pid_max_for(used: list[int], free: int) -> int:
     return limit
 
 
-def limit_node(client, node: DockerNode, free: int) -> Capacity:
+def limit_node(node: DockerNode, free: int) -> Capacity:
     host_before = int(HOST_PID_MAX.read_text())
     used = node_tids(node)
     if kernel_has_per_namespace_pid_max():
@@ -83,7 +83,7 @@ def limit_node(client, node: DockerNode, free: int) -> Capacity:
 def node_in_use(node: DockerNode) -> int | None:
     """Tasks in the node right now, from its container's pids cgroup on the host (no process started)."""
     for path, current, _ in procs.pids_cgroups(node.pid1_host_pid()):
-        if Path(path).name == node.container.id:     # the node container's own cgroup (cgroupfs driver)
+        if _is_node_cgroup(path, node):
             return current
     return None
 
@@ -93,8 +93,12 @@ def task_cap(host_pid: int, below: DockerNode) -> tuple[int, str] | None:
     (limit, cgroup path), or None when nothing in the node caps it."""
     caps = []
     for path, _, limit in procs.pids_cgroups(host_pid):
-        if Path(path).name == below.container.id:
+        if _is_node_cgroup(path, below):
             break
         if limit.isdigit():
             caps.append((int(limit), path))
     return min(caps) if caps else None
+
+
+def _is_node_cgroup(path: str, node: DockerNode) -> bool:
+    return Path(path).name == node.container.id     # the node container's own cgroup (cgroupfs driver)

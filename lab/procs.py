@@ -67,13 +67,13 @@ def host_pid_of(pid_in_ns: int, level: int, under: int) -> int | None:
         except OSError:
             continue
         if len(ids) > level and ids[level] == pid_in_ns:
-            # the ancestor at `level` must be the node: compare via its parent chain
-            if _in_namespace_of(int(entry.name), ns, level):
+            # the same PID may exist in another node: it must descend from this one
+            if _in_namespace_of(int(entry.name), ns):
                 return int(entry.name)
     return None
 
 
-def _in_namespace_of(host_pid: int, ns, level: int) -> bool:
+def _in_namespace_of(host_pid: int, ns) -> bool:
     """True when host_pid lives in `ns` or in a namespace nested below it."""
     pid = host_pid
     while pid > 1:

@@ -57,19 +57,25 @@ class Node(ABC):
     def testinfra_host(self):
         """A testinfra Host for assertions on this node."""
 
-    def run_outside_pid_namespace(self, cmd: str | list[str], timeout: float = 60) -> Result:
-        """Run cmd with the node's files and network but as a process of the lab
-        host's PID namespace, so it works when the node has no PIDs left (read
-        journals, /proc through the node's own procfs). Backends that cannot
-        (an SSH-reached node) say so."""
+    def _exec_outside_pid_namespace(self, argv: list[str], timeout: float) -> Result:
+        """Run argv with the node's files and network as a process of the lab
+        host's PID namespace; backends that cannot (an SSH-reached node) say so."""
         from lab.errors import LabError
         raise LabError(f"{self.backend} nodes cannot run commands outside their PID namespace")
 
     def run(self, cmd: str | list[str], timeout: float = 60, check: bool = True,
             stdin: bytes | None = None) -> Result:
+        return self._run(lambda argv, t: self._exec(argv, t, stdin), cmd, timeout, check)
+
+    def run_outside_pid_namespace(self, cmd: str | list[str], timeout: float = 60, check: bool = False) -> Result:
+        """`run`, but works when the node has no PIDs left (a `docker exec`'d
+        process needs one): for journals and files read from a full node."""
+        return self._run(self._exec_outside_pid_namespace, cmd, timeout, check)
+
+    def _run(self, execute, cmd: str | list[str], timeout: float, check: bool) -> Result:
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
         # The node enforces the timeout itself, so nothing is left running there.
-        result = self._exec(["timeout", "-k", "5", str(int(timeout)), *argv], timeout + 15, stdin)
+        result = execute(["timeout", "-k", "5", str(int(timeout)), *argv], timeout + 15)
         if result.rc in (124, 137) and not result.timed_out:
             result.timed_out = True
         if check and not result.ok:

@@ -42,24 +42,13 @@ class DockerNode(Node):
         return [a for a in self.container.labels.get("nodelab.adapters", "").split() if a]
 
     def _exec(self, argv, timeout, stdin):
-        cmd = ["docker", "exec", *(["-i"] if stdin is not None else []), self.name, *argv]
-        try:
-            proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            return Result(124, (exc.stdout or b"").decode(errors="replace"),
-                          (exc.stderr or b"").decode(errors="replace"), timed_out=True)
-        return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
+        return _host_command(["docker", "exec", *(["-i"] if stdin is not None else []), self.name, *argv],
+                             timeout, stdin)
 
-    def run_outside_pid_namespace(self, cmd, timeout=60):
-        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
-        enter = ["nsenter", f"--target={self.pid1_host_pid()}", "--mount", "--uts", "--ipc", "--net", "--",
-                 "timeout", "-k", "5", str(int(timeout))]
-        try:
-            proc = subprocess.run([*enter, *argv], capture_output=True, timeout=timeout + 15)
-        except subprocess.TimeoutExpired as exc:
-            return Result(124, (exc.stdout or b"").decode(errors="replace"), "", timed_out=True)
-        return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"),
-                      timed_out=proc.returncode in (124, 137))
+    def _exec_outside_pid_namespace(self, argv, timeout):
+        # nsenter from the host into the node's mount/UTS/IPC/network namespaces only.
+        return _host_command(["nsenter", f"--target={self.pid1_host_pid()}", "--mount", "--uts", "--ipc", "--net",
+                              "--", *argv], timeout, None)
 
     def interactive_argv(self, argv):
         return ["docker", "exec", "-i", self.name, *argv]
@@ -95,6 +84,15 @@ class DockerNode(Node):
         save.wait()
         if load.returncode != 0 or save.returncode != 0:
             raise LabError(f"loading {tag} into {self.name} failed: {load.stderr.strip()}")
+
+
+def _host_command(cmd: list[str], timeout: float, stdin: bytes | None) -> Result:
+    try:
+        proc = subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        return Result(124, (exc.stdout or b"").decode(errors="replace"),
+                      (exc.stderr or b"").decode(errors="replace"), timed_out=True)
+    return Result(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
 
 def start(client, state: LabState, *, name: str, image: str, target: str, network: str,

@@ -71,13 +71,18 @@ class Scenario:
         """(expected verdict, why), from what was read on the node (and the variant)."""
         return self.record.expected(ctx.environment["packages"])
 
+    def variant_params(self, variant: str) -> dict:
+        """The settings of a variant ("" is the scenario's only form when it has none)."""
+        if variant and variant not in self.variants:
+            raise LabError(f"scenario {self.name} has no variant {variant!r}; "
+                           f"known: {', '.join(self.variants) or 'none'}")
+        return dict(self.variants.get(variant, {}))
+
     def runs(self, target_names: list[str] | None = None, variant_names: list[str] | None = None
              ) -> list[tuple[str, str]]:
         """The (target, variant) pairs to run: the primary runs unless told."""
         for v in variant_names or ():
-            if v not in self.variants:
-                raise LabError(f"scenario {self.name} has no variant {v!r}; "
-                               f"known: {', '.join(self.variants) or 'none'}")
+            self.variant_params(v)
         if not target_names and not variant_names:
             if self.primary_runs:
                 return list(self.primary_runs)
@@ -121,9 +126,7 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
     in one of its variants; `params` (the user's) override the variant's."""
     recipe = target if isinstance(target, Target) else None
     target = recipe.name if recipe else target
-    if variant and variant not in scenario.variants:
-        raise LabError(f"scenario {scenario.name} has no variant {variant!r}")
-    params = {**scenario.variants.get(variant, {}), **(params or {})}
+    params = {**scenario.variant_params(variant), **(params or {})}
     timeline = Timeline()
     report: dict = {"scenario": scenario.name, "bug": _record_dict(scenario.record), "target": target,
                     "variant": variant, "params": params,
