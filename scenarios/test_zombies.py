@@ -67,7 +67,8 @@ CRON_IMAGE = "nodelab/cron:local"
 RUNNER_IN_NODE = "/usr/local/bin/supercronic"
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/sbin/docker-init", "/usr/bin/tini")
 API_DELETE_SECONDS = 30
-CRON_POD, TINI_POD, NEWCOMER_POD, AFTER_POD = "zombies-cron", "zombies-cron-tini", "zombies-newcomer", "zombies-after"
+CRON_POD, TINI_POD, NEWCOMER_POD = "zombies-cron", "zombies-cron-tini", "zombies-newcomer"
+BASELINE_POD, AFTER_POD = "zombies-baseline", "zombies-after"
 FORK_FAILURES = re.compile(r"pthread_create failed|failed to create new OS thread|resource temporarily unavailable|"
                            r"no space left on device|cannot fork|can't fork|fork: retry", re.I)
 DEFAULTS = {
@@ -147,10 +148,10 @@ class ZombieFlood(Scenario):
 
         if ctx.params.get("pod_task_cap") != "systemd":
             ctx.observe("pod-task-cap-lifted", EVIDENCE, True, _lift_task_cap(node))
-        started = _start_pod(ctx, AFTER_POD.replace("after", "baseline"), ctx.lab.sandbox_image, "sleep 3600")
+        started = _start_pod(ctx, BASELINE_POD, ctx.lab.sandbox_image, "sleep 3600")
         ctx.observe("new-pod-starts", STEADY, started is not None,
                     f"a busybox pod Running after {started:.1f} s" if started is not None else "did not start")
-        ctx.kube.delete_pod(AFTER_POD.replace("after", "baseline"))
+        ctx.kube.delete_pod(BASELINE_POD)
         time.sleep(3)
         ctx.scratch["baseline_pids"] = baseline = pidspace.node_in_use(node)
         ready = ctx.kube.condition(node.name)
@@ -159,7 +160,7 @@ class ZombieFlood(Scenario):
 
     # -- inject -------------------------------------------------------------------
     def inject(self, ctx: Context) -> None:
-        capacity = pidspace.limit_node(ctx.lab.client, ctx.node, setting(ctx, "free_pids"))
+        capacity = pidspace.limit_node(ctx.node, setting(ctx, "free_pids"))
         ctx.scratch["capacity"] = capacity
         ctx.timings["pid_capacity"] = capacity.as_dict()
         ctx.observe("pid-capacity-lowered", EVIDENCE, True,
@@ -230,26 +231,20 @@ class ZombieFlood(Scenario):
         if not full:
             return
         # A new pod on the node now.
-        ctx.kube.create_pod(workload.pod(NEWCOMER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
-        waited = time.monotonic() + 60
-        phase = ""
-        while time.monotonic() < waited and phase != "Running":
-            phase = workload.phase_and_restarts(ctx.kube.pod(NEWCOMER_POD))[0]
-            time.sleep(3)
-        events = ctx.kube.events_for(NEWCOMER_POD)
-        ctx.observe("new-pod-fails-to-start", SYMPTOM if phase != "Running" else EVIDENCE, phase != "Running",
-                    f"{NEWCOMER_POD} {phase or 'absent'} 60 s after creation: "
-                    f"{_why_not_running(ctx, NEWCOMER_POD)}" if phase != "Running"
-                    else f"{NEWCOMER_POD} started although the PID space was full",
-                    raw="\n".join(events))
+        started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=60)
+        ctx.observe("new-pod-fails-to-start", SYMPTOM if started is None else EVIDENCE, started is None,
+                    f"{NEWCOMER_POD} not Running 60 s after creation: {_why_not_running(ctx, NEWCOMER_POD)}"
+                    if started is None else f"{NEWCOMER_POD} started although the PID space was full",
+                    raw="\n".join(ctx.kube.events_for(NEWCOMER_POD)))
         # What the runtime and kubelet logged (journalctl from outside the node's PID namespace).
         journal = node.run_outside_pid_namespace(
             ["journalctl", "--no-pager", "-o", "short-precise", "-u", "docker", "-u", "containerd",
              "-u", "kubelet", "--since", f"-{int(ctx.timeline.since_injection()) + 5}s"], timeout=60).stdout
-        failures = [line for line in journal.splitlines() if FORK_FAILURES.search(line)]
+        matches = [(m.group(0).lower(), line) for line in journal.splitlines() if (m := FORK_FAILURES.search(line))]
+        failures = [line for _, line in matches]
         kinds = {}
-        for line in failures:
-            kinds.setdefault(FORK_FAILURES.search(line).group(0).lower(), line)
+        for kind, line in matches:
+            kinds.setdefault(kind, line)
         ctx.observe("fork-failures-logged", SYMPTOM, bool(failures),
                     f"{len(failures)} fork/thread-creation failures in docker/containerd/kubelet journals; first of "
                     f"each kind: " + " || ".join(v[:260] for v in kinds.values()) if failures else
@@ -339,11 +334,9 @@ class ZombieFlood(Scenario):
     def verify(self, ctx: Context) -> None:
         for pod in (CRON_POD, TINI_POD, NEWCOMER_POD, AFTER_POD):
             ctx.kube.delete_pod(pod)
-        baseline, deadline = ctx.scratch["baseline_pids"], time.monotonic() + 90
+        baseline = ctx.scratch["baseline_pids"]
+        _wait(lambda: pidspace.node_in_use(ctx.node) <= baseline + 50, 90, every=2)
         in_use = pidspace.node_in_use(ctx.node)
-        while time.monotonic() < deadline and in_use > baseline + 50:
-            time.sleep(2)
-            in_use = pidspace.node_in_use(ctx.node)
         ready = ctx.kube.condition(ctx.node.name)
         ctx.observe("steady-after", STEADY, ready.status == "True" and in_use <= baseline + 50,
                     f"the scenario's pods deleted: Ready={ready.status}; {in_use} tasks in use (baseline {baseline})")
