@@ -8,7 +8,6 @@ carrying this lab's owner label), also after an earlier run crashed.
 import json
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import docker.errors
@@ -33,12 +32,6 @@ RestartSec=2
 [Install]
 WantedBy=multi-user.target
 """
-
-
-@dataclass
-class NodeSpec:
-    target: str
-    kubelet_flags: tuple[str, ...] = ()
 
 
 class Lab:
@@ -148,7 +141,14 @@ class Lab:
         node.put_file("/etc/kubernetes/kubelet.kubeconfig", cp.kubeconfig_for("kubelet"), 0o600)
         node.put_file("/etc/systemd/system/kubelet.service",
                       KUBELET_UNIT.format(exec_start=" ".join([docker_nodes.KUBELET_IN_NODE, *flags])))
-        node.run("systemctl daemon-reload && systemctl enable --now kubelet.service", timeout=60)
+        node.run("systemctl daemon-reload && systemctl enable kubelet.service && systemctl restart kubelet.service",
+                 timeout=60)
+
+    def restart_kubelet(self, node: DockerNode, kubelet_flags: tuple[str, ...] = ()) -> None:
+        """Rewrite the node's kubelet unit with these extra flags and restart it
+        (the node keeps its containers; the API object stays)."""
+        self._start_kubelet(node, self.control_plane(), self.sandbox_image or images.busybox_image(self.client, self.say),
+                            kubelet_flags)
 
     def node(self, name: str) -> DockerNode:
         return docker_nodes.attach(self.client, name)

@@ -8,7 +8,6 @@ authorization is AlwaysAllow (a throw-away lab, never a cluster to keep).
 import base64
 import json
 import secrets
-import socket
 import ssl
 import time
 import urllib.request
@@ -57,12 +56,6 @@ class ControlPlane:
             return False
 
 
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def current(state: LabState) -> ControlPlane | None:
     directory = paths.state_dir() / "controlplane"
     if not (directory / "controlplane.json").exists():
@@ -92,7 +85,7 @@ def ensure(state: LabState, address: str, bins: KubeBinaries, say=print) -> Cont
     cp.kubeconfig.write_text(cp.kubeconfig_for("admin"))
     cp.kubeconfig.chmod(0o600)
 
-    client_port, peer_port = _free_port(), _free_port()
+    client_port, peer_port = daemons.free_port(), daemons.free_port()
     etcd_url = f"http://127.0.0.1:{client_port}"
     daemons.start(state, "etcd", [
         "etcd", "--name", "nodelab", "--data-dir", str(directory / "etcd"),
@@ -111,7 +104,10 @@ def ensure(state: LabState, address: str, bins: KubeBinaries, say=print) -> Cont
         f"--service-account-key-file={p / 'sa.pub'}", f"--service-account-signing-key-file={p / 'sa.key'}",
         "--api-audiences=https://kubernetes.default.svc", "--service-cluster-ip-range=10.96.0.0/16",
         "--disable-admission-plugins=ServiceAccount", f"--cert-dir={p}", "--profiling=false",
-        "--event-ttl=2h"], directory / "kube-apiserver.log")
+        "--event-ttl=2h",
+        # Nodes are containers with no DNS name: reach kubelets (logs, exec,
+        # configz, metrics through the node proxy) by their node IP.
+        "--kubelet-preferred-address-types=InternalIP"], directory / "kube-apiserver.log")
     daemons.start(state, "kube-controller-manager", [
         str(bins.path("kube-controller-manager")), f"--kubeconfig={cp.kubeconfig}",
         "--controllers=*,-serviceaccount-token,-bootstrapsigner,-tokencleaner",

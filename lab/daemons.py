@@ -7,6 +7,7 @@ a PID reused by somebody else's process is never signalled.
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -66,3 +67,10 @@ def log_tail(resource: Resource, lines: int = 15) -> str:
         return "\n".join(Path(resource.detail["log"]).read_text(errors="replace").splitlines()[-lines:])
     except (OSError, KeyError):
         return ""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now, for a daemon to bind."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

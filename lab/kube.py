@@ -1,12 +1,16 @@
 """What the API server says: nodes, their conditions, pods."""
 
+import json
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
+from kubernetes import watch as k8s_watch
 from kubernetes.client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 from lab.errors import LabError
 
@@ -77,9 +81,90 @@ class Kube:
     def pods_on(self, node_name: str, namespace: str = "default") -> list:
         return self.core.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node_name}").items
 
+    def delete_pods(self, label_selector: str, namespace: str = "default") -> None:
+        self.core.delete_collection_namespaced_pod(namespace, label_selector=label_selector, grace_period_seconds=0)
+
+    # -- raw paths: the API server's and (through its node proxy) a kubelet's --
+    def request(self, method: str, path: str, body: str | None = None) -> str:
+        api = self.core.api_client
+        call = api.param_serialize(method=method, resource_path=path, body=body, auth_settings=["BearerToken"],
+                                   header_params={"Content-Type": "text/plain"} if body is not None else None)
+        response = api.call_api(*call)
+        response.read()
+        if not 200 <= response.status < 300:
+            raise LabError(f"{method} {path}: HTTP {response.status}: {response.data[:200]!r}")
+        return response.data.decode()
+
+    def metrics(self, path: str = "/metrics") -> dict[str, float]:
+        """Prometheus samples at `path` as {'name{label="v",...}': value}."""
+        out = {}
+        for family in text_string_to_metric_families(self.request("GET", path)):
+            for s in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+                out[f"{s.name}{{{labels}}}"] = s.value
+        return out
+
+    def kubelet_config(self, node_name: str) -> dict:
+        """The kubelet's effective configuration (its /configz), defaults included."""
+        return json.loads(self.request("GET", f"/api/v1/nodes/{node_name}/proxy/configz"))["kubeletconfig"]
+
+    def kubelet_metrics(self, node_name: str) -> dict[str, float]:
+        return self.metrics(f"/api/v1/nodes/{node_name}/proxy/metrics")
+
+    def set_kubelet_verbosity(self, node_name: str, level: int) -> str:
+        """klog's -v of a running kubelet (its /debug/flags/v handler)."""
+        return self.request("PUT", f"/api/v1/nodes/{node_name}/proxy/debug/flags/v", str(level)).strip()
+
+    def watch_running(self, label_selector: str, namespace: str = "default") -> "RunningWatch":
+        return RunningWatch(self, label_selector, namespace).start()
+
     def delete_node(self, name: str) -> None:
         try:
             self.core.delete_node(name)
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+
+@dataclass
+class RunningWatch:
+    """When the API server first showed each selected pod Running (host clock,
+    epoch seconds), from a watch: the moment a client of the API could see it.
+    A watch that breaks is listed and followed again (each break is noted)."""
+    kube: Kube
+    label_selector: str
+    namespace: str = "default"
+    running: dict[str, float] = field(default_factory=dict)
+    breaks: list[str] = field(default_factory=list)
+
+    def start(self) -> "RunningWatch":
+        self._stopped = False
+        self._watch = k8s_watch.Watch()
+        self._thread = threading.Thread(target=self._follow, daemon=True, name=f"watch {self.label_selector}")
+        self._thread.start()
+        return self
+
+    def _note(self, pods) -> None:
+        now = time.time()
+        for p in pods:
+            if p.status and p.status.phase == "Running":
+                self.running.setdefault(p.metadata.name, now)
+
+    def _follow(self) -> None:
+        while not self._stopped:
+            try:
+                listed = self.kube.core.list_namespaced_pod(self.namespace, label_selector=self.label_selector)
+                self._note(listed.items)
+                for event in self._watch.stream(self.kube.core.list_namespaced_pod, self.namespace,
+                                                label_selector=self.label_selector,
+                                                resource_version=listed.metadata.resource_version,
+                                                timeout_seconds=600):
+                    self._note([event["object"]])
+            except Exception as exc:  # noqa: BLE001 - noted, then listed and watched again
+                if not self._stopped:
+                    self.breaks.append(f"{time.strftime('%H:%M:%S')} {type(exc).__name__}: {exc}")
+                    time.sleep(0.5)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._watch.stop()

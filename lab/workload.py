@@ -1,9 +1,11 @@
 """Small pods bound straight to a node (no scheduler), from the lab's busybox image."""
 
+from lab import timefmt
+
 
 def pod(name: str, node: str, image: str, command: str, *, probe: list[str] | None = None,
-        probe_period: int = 2, labels: dict | None = None) -> dict:
-    container = {"name": "main", "image": image, "imagePullPolicy": "Never",
+        probe_period: int = 2, labels: dict | None = None, pull_policy: str = "Never") -> dict:
+    container = {"name": "main", "image": image, "imagePullPolicy": pull_policy,
                  "command": ["/bin/sh", "-c", command]}
     if probe:
         container["livenessProbe"] = {"exec": {"command": probe}, "periodSeconds": probe_period,
@@ -27,3 +29,31 @@ def waiting_reason(pod_obj) -> str:
     if statuses and statuses[0].state and statuses[0].state.waiting:
         return statuses[0].state.waiting.reason or ""
     return ""
+
+
+def why_not_running(kube, pod: str) -> str:
+    """A pod's phase, its container's waiting reason and its last events, for a report."""
+    obj = kube.pod(pod)
+    last = " | ".join(" ".join(e.split())[:240] for e in kube.events_for(pod)[-3:])
+    return f"phase {phase_and_restarts(obj)[0] or 'absent'}, waiting {waiting_reason(obj) or '-'}; " \
+           f"last events: {last or 'none'}"
+
+
+def started_on_node(node, prefix: str) -> dict[str, float]:
+    """When the runtime started the `main` container of each pod whose name
+    starts with `prefix` (epoch seconds; the node's clock is the host's)."""
+    fmt = '{{index .Config.Labels "io.kubernetes.pod.name"}} {{.State.StartedAt}}'
+    ids = node.run(["docker", "ps", "-q", "--filter", "label=io.kubernetes.container.name=main"]).stdout.split()
+    out = node.run(["docker", "inspect", "-f", fmt, *ids], timeout=120).stdout if ids else ""
+    started = {}
+    for line in out.splitlines():
+        pod_name, _, stamp = line.partition(" ")
+        if pod_name.startswith(prefix) and stamp:
+            started[pod_name] = timefmt.rfc3339(stamp)
+    return started
+
+
+def pod_containers_on_node(node, prefix: str) -> int:
+    """Containers (sandboxes included) the runtime still has for pods whose name starts with `prefix`."""
+    names = node.run(["docker", "ps", "-a", "--format", '{{.Label "io.kubernetes.pod.name"}}']).stdout.split()
+    return sum(1 for n in names if n.startswith(prefix))

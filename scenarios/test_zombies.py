@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 from lab import pidspace, procs, standins, workload
+from lab.polling import until
 from lab.errors import LabError
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord, Fix
@@ -174,7 +175,7 @@ class ZombieFlood(Scenario):
                     f"{pod} Running; its PID 1 is host PID {pid1} ({_comm(pid1)}), starting "
                     f"{setting(ctx, 'curls_per_job')} background curls every second against "
                     f"{ctx.scratch['endpoint'].url} (answers after {setting(ctx, 'curl_seconds')} s)"
-                    if pid1 else f"{pod} did not start: {_why_not_running(ctx, pod)}")
+                    if pid1 else f"{pod} did not start: {workload.why_not_running(ctx.kube, pod)}")
 
     # -- detect -------------------------------------------------------------------
     def detect(self, ctx: Context) -> None:
@@ -183,7 +184,7 @@ class ZombieFlood(Scenario):
             started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600")
             ctx.observe("new-pod-starts", EVIDENCE, started is not None,
                         f"a new pod Running {started:.1f} s after it was created" if started is not None
-                        else f"a new pod did not start: {_why_not_running(ctx, NEWCOMER_POD)}")
+                        else f"a new pod did not start: {workload.why_not_running(ctx.kube, NEWCOMER_POD)}")
             return
         self._watch_flood(ctx)
 
@@ -233,7 +234,7 @@ class ZombieFlood(Scenario):
         # A new pod on the node now.
         started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=60)
         ctx.observe("new-pod-fails-to-start", SYMPTOM if started is None else EVIDENCE, started is None,
-                    f"{NEWCOMER_POD} not Running 60 s after creation: {_why_not_running(ctx, NEWCOMER_POD)}"
+                    f"{NEWCOMER_POD} not Running 60 s after creation: {workload.why_not_running(ctx.kube, NEWCOMER_POD)}"
                     if started is None else f"{NEWCOMER_POD} started although the PID space was full",
                     raw="\n".join(ctx.kube.events_for(NEWCOMER_POD)))
         # What the runtime and kubelet logged (journalctl from outside the node's PID namespace).
@@ -263,7 +264,7 @@ class ZombieFlood(Scenario):
                     f"stopped at {zombies}, the job's forks fail ({ctx.scratch.get('runner_failure', 'no failure')}), "
                     f"the node has {in_use} tasks in use of about {capacity.in_use + capacity.free}, and a new pod "
                     + (f"Running after {started:.1f} s" if started is not None else
-                       f"did not start: {_why_not_running(ctx, NEWCOMER_POD)}"))
+                       f"did not start: {workload.why_not_running(ctx.kube, NEWCOMER_POD)}"))
 
     def _watch_flat(self, ctx: Context, pod: str, seconds: int, kind: str) -> bool:
         """Zombies under the pod's PID 1 stay flat while its jobs keep orphaning curls."""
@@ -290,7 +291,7 @@ class ZombieFlood(Scenario):
         node, pid1, baseline = ctx.node, ctx.scratch["pid1"], ctx.scratch["baseline_pids"]
         t0 = time.monotonic()
         ctx.kube.delete_pod(ctx.scratch["cron_pod"])
-        if not _wait(lambda: not procs.alive(pid1), API_DELETE_SECONDS):
+        if not until(lambda: not procs.alive(pid1), API_DELETE_SECONDS):
             # The node cannot fork, so kubelet and docker cannot stop the pod
             # (runc is a new process). An operator's already-open root shell
             # can still `kill -9` (a builtin): the lab does that from outside
@@ -300,14 +301,14 @@ class ZombieFlood(Scenario):
                         f"cannot fork); killing its PID 1 (host PID {pid1}) with SIGKILL from outside the node's "
                         f"PID namespace")
             os.kill(pid1, signal.SIGKILL)
-        gone = _wait(lambda: not procs.alive(pid1), 60)
+        gone = until(lambda: not procs.alive(pid1), 60)
         ctx.timings["delete_to_zombies_gone_s"] = round(time.monotonic() - t0, 1)
-        _wait(lambda: pidspace.node_in_use(node) <= baseline + 100, 60)
+        until(lambda: pidspace.node_in_use(node) <= baseline + 100, 60)
         in_use = pidspace.node_in_use(node)
         ctx.observe("zombies-gone-pids-back", RECOVERY, gone and in_use <= baseline + 100,
                     f"cron PID 1 {'gone' if gone else 'still there'} {ctx.timings['delete_to_zombies_gone_s']} s "
                     f"after the delete; {in_use} tasks in use (baseline {baseline})")
-        ready = _wait(lambda: ctx.kube.condition(node.name).status == "True", 180)
+        ready = until(lambda: ctx.kube.condition(node.name).status == "True", 180)
         ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
         cond = ctx.kube.condition(node.name)
         ctx.observe("node-ready-again", RECOVERY, ready, f"Ready={cond.status} {cond.message} "
@@ -317,7 +318,7 @@ class ZombieFlood(Scenario):
         ctx.timings["delete_to_new_pod_running_s"] = round(time.monotonic() - t0, 1)
         ctx.observe("new-pod-starts-again", RECOVERY, started is not None,
                     f"{AFTER_POD} Running {time.monotonic() - t0:.1f} s after the delete" if started is not None
-                    else f"{AFTER_POD} did not start: {_why_not_running(ctx, AFTER_POD)}")
+                    else f"{AFTER_POD} did not start: {workload.why_not_running(ctx.kube, AFTER_POD)}")
         # The source's other remedy: the same workload under tini.
         if not ctx.scratch["init"]:
             ctx.observe("tini-keeps-zombies-flat", EVIDENCE, False, f"{node.target} has no tini/docker-init")
@@ -325,7 +326,7 @@ class ZombieFlood(Scenario):
         pid1 = _start_cron(ctx, TINI_POD, under_init=True)
         if pid1 is None:
             ctx.observe("tini-keeps-zombies-flat", RECOVERY, False,
-                        f"{TINI_POD} did not start: {_why_not_running(ctx, TINI_POD)}")
+                        f"{TINI_POD} did not start: {workload.why_not_running(ctx.kube, TINI_POD)}")
             return
         self._watch_flat(ctx, TINI_POD, setting(ctx, "flat_seconds"), RECOVERY)
         ctx.kube.delete_pod(TINI_POD)
@@ -335,7 +336,7 @@ class ZombieFlood(Scenario):
         for pod in (CRON_POD, TINI_POD, NEWCOMER_POD, AFTER_POD):
             ctx.kube.delete_pod(pod)
         baseline = ctx.scratch["baseline_pids"]
-        _wait(lambda: pidspace.node_in_use(ctx.node) <= baseline + 50, 90, every=2)
+        until(lambda: pidspace.node_in_use(ctx.node) <= baseline + 50, 90, every=2)
         in_use = pidspace.node_in_use(ctx.node)
         ready = ctx.kube.condition(ctx.node.name)
         ctx.observe("steady-after", STEADY, ready.status == "True" and in_use <= baseline + 50,
@@ -346,15 +347,6 @@ class ZombieFlood(Scenario):
         if endpoint:
             endpoint.stop()
             ctx.timings["curls_served"] = endpoint.requests
-
-
-def _wait(condition, seconds: float, every: float = 1) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(every)
-    return condition()
 
 
 def _restarts(node) -> str:
@@ -390,14 +382,6 @@ def _start_pod(ctx: Context, name: str, image: str, command: str, timeout: float
             return time.monotonic() - t0
         time.sleep(1)
     return None
-
-
-def _why_not_running(ctx: Context, pod: str) -> str:
-    obj = ctx.kube.pod(pod)
-    events = ctx.kube.events_for(pod)
-    last = " | ".join(" ".join(e.split())[:240] for e in events[-3:])
-    return f"phase {workload.phase_and_restarts(obj)[0] or 'absent'}, waiting {workload.waiting_reason(obj) or '-'}; " \
-           f"last events: {last or 'none'}"
 
 
 def _container_log(ctx: Context, cid: str) -> str:

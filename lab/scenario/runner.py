@@ -11,6 +11,7 @@ a scenario never sets it.
 
 import importlib.util
 import json
+import shlex
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ class Scenario:
     # False where the verdict hangs on a workload or kubelet setting, not on
     # the node's packages: the package regression gate has nothing to say then.
     keyed_on_packages: bool = True
-    kubelet_flags: tuple[str, ...] = ()
+    kubelet_flags: tuple[str, ...] = ()  # every run's; a variant or --param adds "kubelet_flags": "..."
     stand_ins: tuple[str, ...] = ()      # stand-ins in the causal chain, said in every report
     # The symptom observations that make up the documented incident: all must
     # be seen for `reproduces`; part of them is an incomplete chain.
@@ -134,7 +135,8 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
                     "stand_ins": list(scenario.stand_ins), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     say(f"[bold]{scenario.name}[/bold] on {target}{f' ({variant})' if variant else ''}: {scenario.record.title}")
     t0 = time.monotonic()
-    node = lab.up(recipe or target, 1, kubelet_flags=scenario.kubelet_flags,
+    kubelet_flags = (*scenario.kubelet_flags, *shlex.split(params.get("kubelet_flags", "")))
+    node = lab.up(recipe or target, 1, kubelet_flags=kubelet_flags,
                   prefix=f"nodelab-{scenario.name}-{target.replace('+', '-')}")[0]
     timeline.phases["boot"] = {"seconds": round(time.monotonic() - t0, 1)}
     ctx = Context(lab, node, lab.kube(), timeline, params)
