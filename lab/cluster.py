@@ -12,7 +12,7 @@ from pathlib import Path
 
 import docker.errors
 
-from lab import capabilities, controlplane, daemons, host, images, kubebins, paths, targets
+from lab import capabilities, controlplane, daemons, host, images, kubebins, paths, registry, targets
 from lab.errors import LabError
 from lab.kube import Kube
 from lab.nodes import docker as docker_nodes
@@ -64,6 +64,7 @@ class Lab:
         self.client  # noqa: B018 - starts dockerd when none answers
         done.append(f"docker engine {self.client.version().get('Version')} answers")
         done.append(f"kubernetes binaries {self.bins.version} ({self.bins.origin}) in {self.bins.directory}")
+        done.append(f"docker-registry (Debian's, not installed) at {registry.binary(self.say)}")
         return done
 
     def network(self) -> tuple[str, str]:

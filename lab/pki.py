@@ -19,6 +19,32 @@ def _pem_key(key) -> bytes:
                              serialization.NoEncryption())
 
 
+def _server_cert(name: str, key, issuer_name, issuer_key, ips: list[str], dns: tuple[str, ...] = ()):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    return (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(issuer_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .add_extension(x509.BasicConstraints(ca=issuer_key is key, path_length=None), critical=True)
+            .sign(issuer_key, hashes.SHA256()))
+
+
+def write_self_signed(directory: Path, name: str, ips: list[str]) -> tuple[Path, Path]:
+    """name.crt/name.key, a self-signed server certificate for `ips` that
+    clients trust by holding the certificate itself (docker's certs.d)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key = _key()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = _server_cert(name, key, subject, key, ips)
+    crt, key_file = directory / f"{name}.crt", directory / f"{name}.key"
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(_pem_key(key))
+    key_file.chmod(0o600)
+    return crt, key_file
+
+
 def write_pki(directory: Path, server_ips: list[str]) -> None:
     """ca.crt, apiserver.crt/.key (valid for server_ips), sa.key/sa.pub."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -31,14 +57,8 @@ def write_pki(directory: Path, server_ips: list[str]) -> None:
           .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
           .sign(ca_key, hashes.SHA256()))
     key = _key()
-    sans = [x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default"), x509.DNSName("localhost")]
-    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = _server_cert("kube-apiserver", key, ca_name, ca_key, server_ips,
+                        ("kubernetes", "kubernetes.default", "localhost"))
     sa = _key()
     (directory / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (directory / "apiserver.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))

@@ -1,0 +1,58 @@
+import socket
+import threading
+import time
+
+from lab.throttle import ThrottledRelay
+
+
+def _server(payload: bytes) -> tuple[socket.socket, int]:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve():
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(16)            # the client speaks first, unthrottled
+            conn.sendall(payload)
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, srv.getsockname()[1]
+
+
+def test_the_relay_passes_bytes_intact_no_faster_than_its_rate():
+    payload = bytes(range(256)) * 800          # 200 KiB
+    srv, port = _server(payload)
+    relay = ThrottledRelay(("127.0.0.1", 0), ("127.0.0.1", port), bytes_per_second=100 * 1024).start()
+    try:
+        t0 = time.monotonic()
+        with socket.create_connection(("127.0.0.1", relay.port)) as c:
+            c.sendall(b"hello")
+            got = b""
+            while chunk := c.recv(65536):
+                got += chunk
+        took = time.monotonic() - t0
+    finally:
+        relay.stop()
+        srv.close()
+    assert got == payload
+    # A token bucket with no burst cannot deliver faster than its rate: 2 s
+    # for 200 KiB at 100 KiB/s (one chunk may go before the first sleep).
+    assert took >= (len(payload) - 16 * 1024) / (100 * 1024)
+    assert relay.connections[0].bytes_down == len(payload)
+    assert relay.connections[0].closed is not None
+
+
+def test_a_relay_whose_port_is_taken_says_so():
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    try:
+        relay = ThrottledRelay(("127.0.0.1", holder.getsockname()[1]), ("127.0.0.1", 1), 1000)
+        try:
+            relay.start()
+        except OSError as exc:
+            assert "address already in use" in str(exc).lower()
+        else:
+            raise AssertionError("a relay started on a port that is in use")
+    finally:
+        holder.close()
