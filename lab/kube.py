@@ -74,9 +74,18 @@ class Kube:
 
     def events_for(self, name: str, namespace: str = "default") -> list[str]:
         """The pod's events, oldest first, as "time reason: message" lines."""
-        items = self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        return [f"{e.last_timestamp or e.event_time} {e.reason}: {e.message}" for e in self.event_objects(name, namespace)]
+
+    def event_objects(self, name: str, namespace: str = "default") -> list:
+        """The events of the pod of that name that exists now (not those of an
+        earlier pod of the same name: events outlive pods), oldest first."""
+        selector = f"involvedObject.name={name}"
+        pod = self.pod(name, namespace)
+        if pod is not None:
+            selector += f",involvedObject.uid={pod.metadata.uid}"
+        items = self.core.list_namespaced_event(namespace, field_selector=selector).items
         items.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""))
-        return [f"{e.last_timestamp or e.event_time} {e.reason}: {e.message}" for e in items]
+        return items
 
     def pods_on(self, node_name: str, namespace: str = "default") -> list:
         return self.core.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node_name}").items
