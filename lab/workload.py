@@ -53,7 +53,10 @@ def started_on_node(node, prefix: str) -> dict[str, float]:
     return started
 
 
-def pod_containers_on_node(node, prefix: str) -> int:
-    """Containers (sandboxes included) the runtime still has for pods whose name starts with `prefix`."""
-    names = node.run(["docker", "ps", "-a", "--format", '{{.Label "io.kubernetes.pod.name"}}']).stdout.split()
+def pod_containers_on_node(node, prefix: str, exited: bool = True) -> int:
+    """Containers (sandboxes included) the runtime still has for pods whose name
+    starts with `prefix`; exited ones too unless told (kubelet's container GC
+    removes those only every minute)."""
+    names = node.run(["docker", "ps", *(["-a"] if exited else []), "--format",
+                      '{{.Label "io.kubernetes.pod.name"}}']).stdout.split()
     return sum(1 for n in names if n.startswith(prefix))

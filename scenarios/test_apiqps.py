@@ -311,9 +311,9 @@ def _status_patches(ctx: Context) -> float:
 
 
 def _clear(ctx: Context) -> bool:
-    """Delete the scenario's pods; True once the runtime has none of their containers."""
+    """Delete the scenario's pods; True once none of their containers runs."""
     ctx.kube.delete_pods(SELECTOR)
-    return until(lambda: workload.pod_containers_on_node(ctx.node, "qps-") == 0, 180, every=2)
+    return until(lambda: workload.pod_containers_on_node(ctx.node, "qps-", exited=False) == 0, 180, every=2)
 
 
 SCENARIO = ApiQps()
