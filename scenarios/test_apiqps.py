@@ -71,13 +71,10 @@ DEFAULTS = {
 }
 
 
-def setting(ctx: Context, key: str) -> int:
-    return int(ctx.params.get(key, DEFAULTS[key]))
-
-
 class ApiQps(Scenario):
     name = "apiqps"
     record = RECORD
+    defaults = DEFAULTS
     variants = {"default": {}, "raised": {"kubelet_flags": " ".join(RAISED)}}
     primary_runs = (("bookworm", "default"), ("bookworm", "raised"))
     keyed_on_packages = False
@@ -112,24 +109,24 @@ class ApiQps(Scenario):
         if not burst.complete:
             return
         median, trail = burst.lag("median"), burst.trail_s
-        if median >= setting(ctx, "lag_symptom_s") and trail >= setting(ctx, "lag_symptom_s"):
+        if median >= ctx.setting("lag_symptom_s") and trail >= ctx.setting("lag_symptom_s"):
             ctx.observe("pods-pending-while-running", SYMPTOM, True,
                         f"median lag {median} s and the API's last Running {trail} s after the runtime's last "
-                        f"start (both >= {setting(ctx, 'lag_symptom_s')} s): up to {burst.peak_pending} pods were "
+                        f"start (both >= {ctx.setting('lag_symptom_s')} s): up to {burst.peak_pending} pods were "
                         f"Pending in the API while their containers ran")
             ctx.observe("kubelet-client-throttled", SYMPTOM, burst.notes["throttling_lines"] > 0,
                         f"kubelet logged {burst.notes['throttling_lines']} client-side throttling waits during the "
                         f"burst, the longest {burst.notes['throttling_max_s']} s; e.g. "
                         f"{burst.notes['throttling_examples']}")
-        elif median <= setting(ctx, "lag_fixed_s") and trail <= setting(ctx, "lag_fixed_s"):
+        elif median <= ctx.setting("lag_fixed_s") and trail <= ctx.setting("lag_fixed_s"):
             ctx.observe("status-follows-runtime", FIX, True,
                         f"median lag {median} s, the API's last Running {trail} s after the runtime's last start "
-                        f"(both <= {setting(ctx, 'lag_fixed_s')} s) with limits {ctx.scratch['limits']}; "
+                        f"(both <= {ctx.setting('lag_fixed_s')} s) with limits {ctx.scratch['limits']}; "
                         f"{burst.notes['throttling_lines']} client-side throttling waits logged")
         else:
             ctx.observe("lag-between-thresholds", EVIDENCE, True,
-                        f"median lag {median} s / trail {trail} s: between {setting(ctx, 'lag_fixed_s')} and "
-                        f"{setting(ctx, 'lag_symptom_s')} s, neither clearly trailing nor following")
+                        f"median lag {median} s / trail {trail} s: between {ctx.setting('lag_fixed_s')} and "
+                        f"{ctx.setting('lag_symptom_s')} s, neither clearly trailing nor following")
 
     # -- recover --------------------------------------------------------------------
     def recover(self, ctx: Context) -> None:
@@ -150,8 +147,8 @@ class ApiQps(Scenario):
         median = second.lag("median")
         ratio = round(first.lag("median") / median, 1) if median else None
         ctx.timings["median_lag_ratio_default_to_raised"] = ratio
-        collapsed = second.complete and median <= setting(ctx, "lag_fixed_s") and \
-            second.trail_s <= setting(ctx, "lag_fixed_s")
+        collapsed = second.complete and median <= ctx.setting("lag_fixed_s") and \
+            second.trail_s <= ctx.setting("lag_fixed_s")
         ctx.observe("lag-collapses-with-raised-limits", RECOVERY, collapsed,
                     f"the same burst with {' '.join(RAISED)}: lag median/p95/max {_triple(second)} s against "
                     f"{_triple(first)} s with {ctx.scratch['limits']} (median ratio {ratio}); all Running in the "
@@ -177,7 +174,7 @@ class _Burst:
     """One burst of pods on the node, and what the runtime and the API said of it."""
 
     def __init__(self, ctx: Context, prefix: str):
-        self.ctx, self.prefix, self.count = ctx, prefix, setting(ctx, "pods")
+        self.ctx, self.prefix, self.count = ctx, prefix, ctx.setting("pods")
         self.started: dict[str, float] = {}     # runtime: container started (epoch s)
         self.running: dict[str, float] = {}     # API: first seen Running (epoch s)
         self.notes: dict = {}
@@ -202,7 +199,7 @@ class _Burst:
 
     def measure(self) -> "_Burst":
         ctx = self.ctx
-        until(lambda: len(self.watch.running) >= self.count, setting(ctx, "burst_seconds"))
+        until(lambda: len(self.watch.running) >= self.count, ctx.setting("burst_seconds"))
         self.stop()
         self.started = workload.started_on_node(ctx.node, self.prefix)
         self.running = dict(self.watch.running)

@@ -84,13 +84,10 @@ DRIVEN = "driven by the lab, as kubelet <= 1.19 did: kubelet's mounts under /var
          "(lab/assets/nodelab-systemd-run-mount as /usr/local/sbin/mount); kubelet 1.20 itself mounts with mount(8)"
 
 
-def setting(ctx: Context, key: str) -> int:
-    return int(ctx.params.get(key, DEFAULTS[key]))
-
-
 class MountUnitLeak(Scenario):
     name = "mountunits"
     record = RECORD
+    defaults = DEFAULTS
     primary_targets = ("xenial-ga", "bookworm")
     stand_ins = (DRIVEN,)
     key_symptoms = ("transient-mount-units-pile-up",)
@@ -136,9 +133,9 @@ class MountUnitLeak(Scenario):
 
     # -- inject and detect ----------------------------------------------------------
     def inject(self, ctx: Context) -> None:
-        n = setting(ctx, "pods_per_cycle")
+        n = ctx.setting("pods_per_cycle")
         series = ctx.scratch["series"] = []
-        for c in range(setting(ctx, "cycles")):
+        for c in range(ctx.setting("cycles")):
             _cycle(ctx, f"c{c}", n)
             series.append(_sample(ctx))
             if c == 0:
@@ -149,7 +146,7 @@ class MountUnitLeak(Scenario):
     def detect(self, ctx: Context) -> None:
         base, series = ctx.scratch["baseline"], ctx.scratch["series"]
         last = series[-1]
-        pods = setting(ctx, "cycles") * setting(ctx, "pods_per_cycle")
+        pods = ctx.setting("cycles") * ctx.setting("pods_per_cycle")
         leaked = last["transient"] - base["transient"]
         per_100 = round(leaked * 100 / pods, 1)
         rss_per_1000 = round((last["pid1_rss_kib"] - base["pid1_rss_kib"]) * 1000 / leaked / 1024, 1) if leaked else None
@@ -185,13 +182,13 @@ class MountUnitLeak(Scenario):
                     f"{out} in {ctx.timings['cleaner_run_s']} s; now {_describe(after)} (baseline {base['transient']} "
                     f"transient units)")
         worst = 0
-        for c in range(setting(ctx, "cleaner_cycles")):
-            _cycle(ctx, f"k{c}", setting(ctx, "pods_per_cycle"))
+        for c in range(ctx.setting("cleaner_cycles")):
+            _cycle(ctx, f"k{c}", ctx.setting("pods_per_cycle"))
             ctx.node.run([CLEANER], timeout=300)
             worst = max(worst, _sample(ctx)["transient"])
         after = _sample(ctx)
         ctx.observe("baseline-holds-with-cleaner", RECOVERY, worst <= base["transient"],
-                    f"{setting(ctx, 'cleaner_cycles')} more cycles of {setting(ctx, 'pods_per_cycle')} pods with the "
+                    f"{ctx.setting('cleaner_cycles')} more cycles of {ctx.setting('pods_per_cycle')} pods with the "
                     f"cleaner after each: at most {worst} transient units after a clean (baseline "
                     f"{base['transient']}); {after['wrapped_calls']} systemd-run mounts in all")
 

@@ -64,13 +64,10 @@ DEFAULTS = {
 }
 
 
-def setting(ctx: Context, key: str) -> int:
-    return int(ctx.params.get(key, DEFAULTS[key]))
-
-
 class SerializedPulls(Scenario):
     name = "pulls"
     record = RECORD
+    defaults = DEFAULTS
     variants = {"serial": {}, "parallel": {"kubelet_flags": " ".join(PARALLEL)}}
     primary_runs = (("bookworm", "serial"), ("bookworm", "parallel"))
     keyed_on_packages = False
@@ -90,7 +87,7 @@ class SerializedPulls(Scenario):
     def prepare(self, ctx: Context) -> None:
         _, gateway = ctx.lab.network()
         t0 = time.monotonic()
-        registry = Registry(ctx.lab.state, gateway, setting(ctx, "slow_kib_per_s") * 1024).start(say)
+        registry = Registry(ctx.lab.state, gateway, ctx.setting("slow_kib_per_s") * 1024).start(say)
         ctx.scratch["registry"] = registry
         registry.trust(ctx.node)
         ctx.timings["registry_start_s"] = round(time.monotonic() - t0, 1)
@@ -99,7 +96,7 @@ class SerializedPulls(Scenario):
         ctx.timings["images_build_push_s"] = round(time.monotonic() - t0, 1)
         ctx.observe("registry-serves-both-paths", EVIDENCE, True,
                     f"{registry.version} at {registry.near} (near) and through the relay at {registry.far} "
-                    f"({setting(ctx, 'slow_kib_per_s')} KiB/s); pushed from the node: {sizes}")
+                    f"({ctx.setting('slow_kib_per_s')} KiB/s); pushed from the node: {sizes}")
         left = _our_images(ctx)
         cond = ctx.kube.condition(ctx.node.name)
         ctx.observe("node-ready-no-pulls", STEADY, cond.status == "True" and not left and not registry.relay.connections,
@@ -117,7 +114,7 @@ class SerializedPulls(Scenario):
         _timings(ctx, "first", r)
         if not r.complete:
             return
-        if r.b_waited_s >= setting(ctx, "blocked_s") and r.b_first_request >= r.a_last_byte - 1:
+        if r.b_waited_s >= ctx.setting("blocked_s") and r.b_first_request >= r.a_last_byte - 1:
             ctx.observe("small-pull-waits-for-slow-pull", SYMPTOM, True,
                         f"B's image was first asked of the registry {r.b_first_request - r.a_last_byte:+.1f} s after "
                         f"A's last byte left the slow path; kubelet said Pulling for B {r.b_waited_s} s before its "
@@ -139,7 +136,7 @@ class SerializedPulls(Scenario):
         _clear(ctx, "first")
         near = _Round(ctx, "near", a_from=registry.near, b_from=registry.near).start(wait_for_a_bytes=False).finish()
         _timings(ctx, "near", near)
-        ctx.observe("near-registry-unblocks", RECOVERY, near.complete and near.b_to_running_s < setting(ctx, "blocked_s"),
+        ctx.observe("near-registry-unblocks", RECOVERY, near.complete and near.b_to_running_s < ctx.setting("blocked_s"),
                     f"both images from the near registry, pulls still serialized: B Running {near.b_to_running_s} s "
                     f"after creation (A's pull {near.a_pull_s} s) against {first.b_to_running_s} s behind the far "
                     f"registry", raw=near.raw())
@@ -217,7 +214,7 @@ class _Round:
         return sum(c.bytes_down for c in self.ctx.scratch["registry"].relay.connections[self.relay_before:])
 
     def finish(self) -> "_Round":
-        ctx, seconds = self.ctx, setting(self.ctx, "wait_seconds")
+        ctx, seconds = self.ctx, self.ctx.setting("wait_seconds")
         for pod in (self.b, self.a):
             if until(lambda: workload.phase_and_restarts(ctx.kube.pod(pod))[0] == "Running", seconds, every=0.25):
                 self.times[f"{pod} Running"] = time.time()
@@ -330,7 +327,7 @@ def _build_and_push(ctx: Context, registry: Registry) -> str:
     near, base = registry.near, ctx.lab.sandbox_image
     script = f"""set -e
 d=/tmp/nodelab-pulls; rm -rf $d; mkdir -p $d/large $d/small
-head -c {setting(ctx, 'large_mib')}M /dev/urandom > $d/large/blob
+head -c {ctx.setting('large_mib')}M /dev/urandom > $d/large/blob
 echo small > $d/small/note
 printf 'FROM {base}\\nCOPY blob /blob\\n' > $d/large/Dockerfile
 printf 'FROM {base}\\nCOPY note /note\\n' > $d/small/Dockerfile

@@ -81,13 +81,10 @@ DEFAULTS = {
 }
 
 
-def setting(ctx: Context, key: str) -> int:
-    return int(ctx.params.get(key, DEFAULTS[key]))
-
-
 class ZombieFlood(Scenario):
     name = "zombies"
     record = RECORD
+    defaults = DEFAULTS
     # The lab's nodes run docker with the systemd cgroup driver, under which
     # every container scope gets systemd's DefaultTasksMax (512 on systemd 229,
     # 15% of pid_max since v231): observed here, it stops the flood inside the
@@ -116,14 +113,14 @@ class ZombieFlood(Scenario):
         if verdict == REPRODUCES and ctx.params.get("pod_task_cap") == "systemd":
             return IMMUNE, f"{why}; but systemd's DefaultTasksMax (512 on v228-230, 15% of pid_max since v231) " \
                            f"caps every container scope under docker's systemd cgroup driver below the " \
-                           f"{setting(ctx, 'free_pids')} PIDs the node has free: the flood stays inside the cron pod"
+                           f"{ctx.setting('free_pids')} PIDs the node has free: the flood stays inside the cron pod"
         return verdict, why
 
     # -- prepare ----------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
         node = ctx.node
         _, gateway = ctx.lab.network()
-        ctx.scratch["endpoint"] = SlowEndpoint(gateway, setting(ctx, "curl_seconds")).start()
+        ctx.scratch["endpoint"] = SlowEndpoint(gateway, ctx.setting("curl_seconds")).start()
         runner = ctx.params.get("supercronic")
         if runner:
             if not Path(runner).is_file():
@@ -161,7 +158,7 @@ class ZombieFlood(Scenario):
 
     # -- inject -------------------------------------------------------------------
     def inject(self, ctx: Context) -> None:
-        capacity = pidspace.limit_node(ctx.node, setting(ctx, "free_pids"))
+        capacity = pidspace.limit_node(ctx.node, ctx.setting("free_pids"))
         ctx.scratch["capacity"] = capacity
         ctx.timings["pid_capacity"] = capacity.as_dict()
         ctx.observe("pid-capacity-lowered", EVIDENCE, True,
@@ -173,14 +170,14 @@ class ZombieFlood(Scenario):
         pid1 = _start_cron(ctx, pod, under_init=ctx.params.get("pid1") == "tini")
         ctx.observe("cron-pod-running", INJECTION, pid1 is not None,
                     f"{pod} Running; its PID 1 is host PID {pid1} ({_comm(pid1)}), starting "
-                    f"{setting(ctx, 'curls_per_job')} background curls every second against "
-                    f"{ctx.scratch['endpoint'].url} (answers after {setting(ctx, 'curl_seconds')} s)"
+                    f"{ctx.setting('curls_per_job')} background curls every second against "
+                    f"{ctx.scratch['endpoint'].url} (answers after {ctx.setting('curl_seconds')} s)"
                     if pid1 else f"{pod} did not start: {workload.why_not_running(ctx.kube, pod)}")
 
     # -- detect -------------------------------------------------------------------
     def detect(self, ctx: Context) -> None:
         if ctx.params.get("pid1") == "tini":
-            self._watch_flat(ctx, ctx.scratch["cron_pod"], setting(ctx, "watch_seconds") // 2, FIX)
+            self._watch_flat(ctx, ctx.scratch["cron_pod"], ctx.setting("watch_seconds") // 2, FIX)
             started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600")
             ctx.observe("new-pod-starts", EVIDENCE, started is not None,
                         f"a new pod Running {started:.1f} s after it was created" if started is not None
@@ -191,7 +188,7 @@ class ZombieFlood(Scenario):
     def _watch_flood(self, ctx: Context) -> None:
         node, capacity = ctx.node, ctx.scratch["capacity"]
         pid1 = ctx.scratch["pid1"]
-        series, deadline = [], time.monotonic() + setting(ctx, "watch_seconds")
+        series, deadline = [], time.monotonic() + ctx.setting("watch_seconds")
         exhausted_at = None
         while time.monotonic() < deadline:
             zombies = procs.children_states(pid1)["Z"]
@@ -228,7 +225,7 @@ class ZombieFlood(Scenario):
                     f"{capacity.limit}); the job could no longer fork: {ctx.scratch.get('runner_failure')}"
                     if full else f"{in_use} of about {reachable} tasks in use; the job's last fork failure: "
                                  f"{ctx.scratch.get('runner_failure', 'none')}: the PID space did not fill "
-                                 f"within {setting(ctx, 'watch_seconds')} s")
+                                 f"within {ctx.setting('watch_seconds')} s")
         if not full:
             return
         # A new pod on the node now.
@@ -257,7 +254,7 @@ class ZombieFlood(Scenario):
         """The pod's own pids limit stopped the flood: the pod breaks, the node does not."""
         started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=60)
         capacity = ctx.scratch["capacity"]
-        held = exhausted_at is not None and zombies >= cap[0] - 3 * setting(ctx, "curls_per_job") \
+        held = exhausted_at is not None and zombies >= cap[0] - 3 * ctx.setting("curls_per_job") \
             and in_use < capacity.in_use + capacity.free // 2 and started is not None
         ctx.observe("flood-contained-in-pod", FIX, held,
                     f"the cron pod's pids cgroup ({cap[1].rsplit('/', 1)[-1]}) allows {cap[0]} tasks: zombies "
@@ -280,7 +277,7 @@ class ZombieFlood(Scenario):
             series.append((ctx.timeline.since_injection(), zombies))
             time.sleep(2)
         requests = endpoint.requests - requests_before
-        flat = requests >= 10 * seconds and orphans_seen > 0 and peak <= setting(ctx, "curls_per_job")
+        flat = requests >= 10 * seconds and orphans_seen > 0 and peak <= ctx.setting("curls_per_job")
         ctx.observe("zombies-stay-flat" if kind == FIX else "tini-keeps-zombies-flat", kind, flat,
                     f"{pod}: {requests} curls served in {seconds} s, up to {orphans_seen} orphaned curls seen under "
                     f"PID 1 ({_comm(pid1)}), zombies at most {peak} (samples {series[::max(1, len(series) // 6)]})")
@@ -328,7 +325,7 @@ class ZombieFlood(Scenario):
             ctx.observe("tini-keeps-zombies-flat", RECOVERY, False,
                         f"{TINI_POD} did not start: {workload.why_not_running(ctx.kube, TINI_POD)}")
             return
-        self._watch_flat(ctx, TINI_POD, setting(ctx, "flat_seconds"), RECOVERY)
+        self._watch_flat(ctx, TINI_POD, ctx.setting("flat_seconds"), RECOVERY)
         ctx.kube.delete_pod(TINI_POD)
 
     # -- verify -------------------------------------------------------------------
@@ -358,7 +355,7 @@ def _restarts(node) -> str:
 
 def _start_cron(ctx: Context, pod: str, under_init: bool) -> int | None:
     """Start the cron pod; note its container and PID 1 (host PID). None if it never ran."""
-    n, every = setting(ctx, "curls_per_job"), 1
+    n, every = ctx.setting("curls_per_job"), 1
     url = ctx.scratch["endpoint"].url
     job = f"i=0; while [ $i -lt {n} ]; do curl -q -s -m 30 -o /dev/null {url} & i=$((i+1)); done"
     runner = f"{ctx.scratch['init']} -- {RUNNER_IN_NODE}" if under_init else RUNNER_IN_NODE

@@ -38,8 +38,15 @@ class Context:
     timeline: Timeline
     params: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)   # versions read from the node
+    defaults: dict = field(default_factory=dict)     # the scenario's numeric settings
     scratch: dict = field(default_factory=dict)       # what one phase leaves for the next
     timings: dict = field(default_factory=dict)       # measured figures for the report
+
+    def setting(self, key: str) -> int:
+        """A numeric setting: the user's --param, else the variant's, else the scenario's default."""
+        if key not in self.params and key not in self.defaults:
+            raise LabError(f"no setting {key!r}")
+        return int(self.params.get(key, self.defaults.get(key)))
 
     def observe(self, *args, **kwargs):
         obs = self.timeline.observe(*args, **kwargs)
@@ -62,6 +69,7 @@ class Scenario:
     # False where the verdict hangs on a workload or kubelet setting, not on
     # the node's packages: the package regression gate has nothing to say then.
     keyed_on_packages: bool = True
+    defaults: dict[str, int] = {}        # numeric settings a --param may override (Context.setting)
     kubelet_flags: tuple[str, ...] = ()  # every run's; a variant or --param adds "kubelet_flags": "..."
     stand_ins: tuple[str, ...] = ()      # stand-ins in the causal chain, said in every report
     # The symptom observations that make up the documented incident: all must
@@ -139,7 +147,7 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
     node = lab.up(recipe or target, 1, kubelet_flags=kubelet_flags,
                   prefix=f"nodelab-{scenario.name}-{target.replace('+', '-')}")[0]
     timeline.phases["boot"] = {"seconds": round(time.monotonic() - t0, 1)}
-    ctx = Context(lab, node, lab.kube(), timeline, params)
+    ctx = Context(lab, node, lab.kube(), timeline, params, defaults=dict(scenario.defaults))
     error = None
     try:
         report["environment"] = ctx.environment = report_environment(lab, node)
