@@ -95,14 +95,24 @@ class Kube:
 
     # -- raw paths: the API server's and (through its node proxy) a kubelet's --
     def request(self, method: str, path: str, body: str | None = None) -> str:
+        """A path the typed client has no method for, with the client's own
+        connection and credentials (works across client generations: the
+        token sits under 'BearerToken' from v37, 'authorization' before)."""
         api = self.core.api_client
-        call = api.param_serialize(method=method, resource_path=path, body=body, auth_settings=["BearerToken"],
-                                   header_params={"Content-Type": "text/plain"} if body is not None else None)
-        response = api.call_api(*call)
-        response.read()
+        cfg = api.configuration
+        headers = {"Authorization": cfg.api_key.get("BearerToken") or cfg.api_key.get("authorization") or ""}
+        if body is not None:
+            headers["Content-Type"] = "text/plain"
+        try:
+            response = api.rest_client.request(method, cfg.host + path, headers=headers, body=body)
+        except ApiException as exc:
+            raise LabError(f"{method} {path}: HTTP {exc.status}: {str(exc.body)[:200]}") from None
+        if hasattr(response, "read"):   # v37 reads lazily
+            response.read()
+        data = response.data.decode() if isinstance(response.data, bytes) else response.data   # str before v37
         if not 200 <= response.status < 300:
-            raise LabError(f"{method} {path}: HTTP {response.status}: {response.data[:200]!r}")
-        return response.data.decode()
+            raise LabError(f"{method} {path}: HTTP {response.status}: {data[:200]!r}")
+        return data
 
     def metrics(self, path: str = "/metrics") -> dict[str, float]:
         """Prometheus samples at `path` as {'name{label="v",...}': value}."""
