@@ -176,6 +176,7 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
         try:
             scenario.teardown(ctx)
         finally:
+            _delete_pods_of(ctx)
             lab.remove_node(node)
             timeline.phases["teardown"] = {"seconds": round(time.monotonic() - start, 1)}
     verdict, reason = derive_verdict(timeline, scenario.key_symptoms) if error is None else (INCONCLUSIVE, f"the run failed: {error}")
@@ -186,6 +187,16 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
     report["report_file"] = str(_write(report))
     _summary(report)
     return report
+
+
+def _delete_pods_of(ctx: Context) -> None:
+    """Whatever pods a scenario left bound to its node go with the node: the
+    next run's node may get the same name, and its kubelet would adopt them."""
+    try:
+        for pod in ctx.kube.pods_on(ctx.node.name):
+            ctx.kube.delete_pod(pod.metadata.name, pod.metadata.namespace)
+    except Exception as exc:  # noqa: BLE001 - teardown goes on; the reader learns why
+        say(f"[yellow]could not delete the pods on {ctx.node.name}: {exc}[/yellow]")
 
 
 def _record_dict(r: BugRecord) -> dict:
