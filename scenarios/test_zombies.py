@@ -68,6 +68,7 @@ CRON_IMAGE = "nodelab/cron:local"
 RUNNER_IN_NODE = "/usr/local/bin/supercronic"
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/sbin/docker-init", "/usr/bin/tini")
 API_DELETE_SECONDS = 30
+KUBELET_WEDGED_SECONDS = 90   # Ready after the PIDs are back, or the daemons are restarted
 CRON_POD, TINI_POD, NEWCOMER_POD = "zombies-cron", "zombies-cron-tini", "zombies-newcomer"
 BASELINE_POD, AFTER_POD = "zombies-baseline", "zombies-after"
 FORK_FAILURES = re.compile(r"pthread_create failed|failed to create new OS thread|resource temporarily unavailable|"
@@ -172,7 +173,7 @@ class ZombieFlood(Scenario):
                     f"{pod} Running; its PID 1 is host PID {pid1} ({_comm(pid1)}), starting "
                     f"{ctx.setting('curls_per_job')} background curls every second against "
                     f"{ctx.scratch['endpoint'].url} (answers after {ctx.setting('curl_seconds')} s)"
-                    if pid1 else f"{pod} did not start: {workload.why_not_running(ctx.kube, pod)}")
+                    if pid1 else f"{pod} did not start: {workload.why_not_running(ctx.kube, pod)}; {ctx.scratch.get('not_running', '')}")
 
     # -- detect -------------------------------------------------------------------
     def detect(self, ctx: Context) -> None:
@@ -305,7 +306,18 @@ class ZombieFlood(Scenario):
         ctx.observe("zombies-gone-pids-back", RECOVERY, gone and in_use <= baseline + 100,
                     f"cron PID 1 {'gone' if gone else 'still there'} {ctx.timings['delete_to_zombies_gone_s']} s "
                     f"after the delete; {in_use} tasks in use (baseline {baseline})")
-        ready = until(lambda: ctx.kube.condition(node.name).status == "True", 180)
+        is_ready = lambda: ctx.kube.condition(node.name).status == "True"  # noqa: E731
+        ready = until(is_ready, KUBELET_WEDGED_SECONDS)
+        if not ready:
+            # Seen in some runs: once the PIDs are back, kubelet (alive, no
+            # restart) still posts no status and dockerd has been restarted by
+            # systemd; an operator restarts the frozen daemons, so does the lab.
+            cond = ctx.kube.condition(node.name)
+            ctx.observe("daemons-wedged-after-exhaustion", EVIDENCE, True,
+                        f"Ready={cond.status} ({cond.message}) {KUBELET_WEDGED_SECONDS} s after the PIDs came back; "
+                        f"restarts so far: {_restarts(node)}; restarting docker and kubelet, as an operator would")
+            node.run("systemctl restart docker kubelet", timeout=120, check=False)
+            ready = until(is_ready, 120)
         ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
         cond = ctx.kube.condition(node.name)
         ctx.observe("node-ready-again", RECOVERY, ready, f"Ready={cond.status} {cond.message} "
@@ -323,7 +335,8 @@ class ZombieFlood(Scenario):
         pid1 = _start_cron(ctx, TINI_POD, under_init=True)
         if pid1 is None:
             ctx.observe("tini-keeps-zombies-flat", RECOVERY, False,
-                        f"{TINI_POD} did not start: {workload.why_not_running(ctx.kube, TINI_POD)}")
+                        f"{TINI_POD} did not start: {workload.why_not_running(ctx.kube, TINI_POD)}; "
+                        f"{ctx.scratch.get('not_running', '')}")
             return
         self._watch_flat(ctx, TINI_POD, ctx.setting("flat_seconds"), RECOVERY)
         ctx.kube.delete_pod(TINI_POD)
@@ -362,8 +375,15 @@ def _start_cron(ctx: Context, pod: str, under_init: bool) -> int | None:
     command = f"printf '%s\\n' '*/{every} * * * * * * {job}' > /tmp/crontab && exec {runner} /tmp/crontab"
     if _start_pod(ctx, pod, CRON_IMAGE, command) is None:
         return None
-    cid = ctx.node.run(["docker", "ps", "-q", "--no-trunc", "--filter", f"label=io.kubernetes.pod.name={pod}",
-                        "--filter", "label=io.kubernetes.container.name=main"]).stdout.split()[0]
+    labels = ["--filter", f"label=io.kubernetes.pod.name={pod}", "--filter", "label=io.kubernetes.container.name=main"]
+    running = lambda: ctx.node.run(["docker", "ps", "-q", "--no-trunc", *labels]).stdout.split()  # noqa: E731
+    if not until(running, 30):
+        # Running in the API but not on the node: what docker says goes into the observation.
+        seen = ctx.node.run(["docker", "ps", "-a", *labels, "--format", "{{.ID}} {{.Status}}"], check=False).stdout
+        ctx.scratch["not_running"] = f"Running in the API, but no running main container on the node for 30 s; " \
+                                     f"docker: {' | '.join(seen.split(chr(10))) or 'no container'}"
+        return None
+    cid = running()[0]
     node_pid = int(ctx.node.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid]).stdout)
     pid1 = procs.host_pid_of(node_pid, level=1, under=ctx.node.pid1_host_pid())
     ctx.scratch.update(pid1=pid1, cron_cid=cid)
