@@ -113,7 +113,7 @@ class MountUnitLeak(Scenario):
         node, kube = ctx.node, ctx.kube
         since = node.run(["date", "+%Y-%m-%d %H:%M:%S"]).stdout.strip()
         kube.set_kubelet_verbosity(node.name, 4)
-        _cycle(ctx, "probe", 1)
+        seen = _cycle(ctx, "probe", 1)
         kube.set_kubelet_verbosity(node.name, 1)
         lines = node.run(f"journalctl -u kubelet --since '{since}' --no-pager -o cat | grep 'Mounting cmd'",
                          check=False).stdout.splitlines()
@@ -121,12 +121,11 @@ class MountUnitLeak(Scenario):
         scoped = [line for line in lines if "Mounting cmd (systemd-run)" in line]
         probe = node.run("systemctl list-units --all --no-legend --plain -t scope | grep 'Kubernetes systemd probe'",
                          check=False).stdout.strip()
-        seen = ctx.scratch.pop("probe_seen")
         ctx.observe("real-kubelet-mounts", EVIDENCE, bool(direct) or bool(scoped),
                     f"kubelet {ctx.environment.get('kubelet')} on systemd {ctx.environment['packages'].get('systemd')}"
                     f": for one pod (secret tmpfs, configMap and secret subPath) {len(direct)} mounts with mount(8) "
                     f"directly and {len(scoped)} through systemd-run; while the pod ran systemd had "
-                    f"{seen['mount_units']} mount units under /var/lib/kubelet/pods and {seen['transient']} "
+                    f"{seen['pod_mount_units']} mount units under /var/lib/kubelet/pods and {seen['transient']} "
                     f"'Kubernetes transient mount' units; after it: {_describe(_sample(ctx))}; kubelet's startup "
                     f"probe scope: {' '.join(probe.split()) or 'none'}",
                     raw="\n".join(lines[:40]))
@@ -221,9 +220,10 @@ def _pod(name: str, node: str, image: str) -> dict:
                                  {"name": "token", "secret": {"secretName": SECRET}}]}}
 
 
-def _cycle(ctx: Context, label: str, count: int) -> None:
+def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
     """Create `count` pods, wait until all run, delete them, wait until their
-    containers and subPath mounts are gone (one churn cycle, as a cron job's)."""
+    containers and subPath mounts are gone (one churn cycle, as a cron job's).
+    Returns what systemd and the node had while the pods ran."""
     names = [f"{PREFIX}{label}-{i:02d}" for i in range(count)]
     for name in names:
         ctx.kube.create_pod(_pod(name, ctx.node.name, ctx.lab.sandbox_image))
@@ -233,13 +233,12 @@ def _cycle(ctx: Context, label: str, count: int) -> None:
     if not running:
         stuck = next(n for n in names if workload.phase_and_restarts(ctx.kube.pod(n))[0] != "Running")
         raise LabError(f"cycle {label}: {stuck} not Running after 120 s: {workload.why_not_running(ctx.kube, stuck)}")
-    if label == "probe":
-        s = _sample(ctx)
-        ctx.scratch["probe_seen"] = {"mount_units": s["pod_mount_units"], "transient": s["transient"]}
+    while_running = _sample(ctx)
     ctx.kube.delete_pods(SELECTOR)
     if not until(lambda: workload.pod_containers_on_node(ctx.node, PREFIX, exited=False) == 0 and
                  _sample(ctx)["subpath_mounts"] == 0, 120, every=1):
         raise LabError(f"cycle {label}: the pods' containers or subPath mounts were still there 120 s after delete")
+    return while_running
 
 
 SAMPLE = r"""
