@@ -54,9 +54,11 @@ class ThrottledRelay:
         except OSError as exc:
             self._error = exc
             self._ready.set()
+            self._loop.close()
             return
         self._ready.set()
         self._loop.run_forever()
+        self._loop.close()
 
     async def _take(self, n: int) -> None:
         """Reserve n bytes of the link; sleep until they have gone through it."""
@@ -93,18 +95,24 @@ class ThrottledRelay:
                 except RuntimeError:
                     pass
 
-        await asyncio.gather(pump(reader, up_writer, False), pump(up_reader, writer, True))
-        conn.closed = time.time()
+        try:
+            await asyncio.gather(pump(reader, up_writer, False), pump(up_reader, writer, True))
+        finally:                  # also when stop() cancels a connection still open
+            conn.closed = time.time()
 
     def stop(self) -> None:
         if getattr(self, "_server", None) is None:
             return
 
-        def _close():
+        async def _close():
             self._server.close()
-            for task in asyncio.all_tasks(self._loop):
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
                 task.cancel()
+            # Let the cancelled connections run their cleanup (close sockets,
+            # note their closing time) before the loop stops under them.
+            await asyncio.gather(*tasks, return_exceptions=True)
             self._loop.stop()
-        self._loop.call_soon_threadsafe(_close)
+        asyncio.run_coroutine_threadsafe(_close(), self._loop)
         self._thread.join(10)
         self._server = None

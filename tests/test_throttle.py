@@ -56,3 +56,22 @@ def test_a_relay_whose_port_is_taken_says_so():
             raise AssertionError("a relay started on a port that is in use")
     finally:
         holder.close()
+
+
+def test_stopping_the_relay_closes_and_notes_connections_still_open():
+    payload = b"x" * 1024
+    srv, port = _server(payload)
+    relay = ThrottledRelay(("127.0.0.1", 0), ("127.0.0.1", port), bytes_per_second=100 * 1024).start()
+    try:
+        with socket.create_connection(("127.0.0.1", relay.port)) as c:
+            c.sendall(b"hello")
+            c.settimeout(5)
+            got = b""
+            while len(got) < len(payload):
+                got += c.recv(65536)
+            relay.stop()                       # the client has not closed yet
+            assert c.recv(1) == b""            # the relay closed its side
+    finally:
+        relay.stop()
+        srv.close()
+    assert relay.connections[0].closed is not None
