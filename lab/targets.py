@@ -114,7 +114,8 @@ def candidate(base: str, overrides: dict[str, str]) -> Target:
                 pins[other] = version
     packages = tuple(f"{n}={v}" if v else n for n, v in pins.items())
     label = ",".join(f"{n}={v}" for n, v in sorted(overrides.items()))
-    name = f"{base}+{_digest(label)[:8]}"
+    # The name goes into image tags, container and node names: [a-z0-9-] only.
+    name = f"{base}-candidate-{_digest(label)[:8]}"
     return replace(target, name=name, summary=f"{base} with {label}", packages=packages)
 
 

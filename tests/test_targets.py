@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from lab import targets
@@ -59,7 +61,10 @@ def test_candidate_moves_sibling_packages_together():
     for name in ("systemd", "libsystemd0", "systemd-sysv", "udev", "libudev1", "systemd-dbg"):
         assert p[name] == "229-4ubuntu21.31"
     assert p["docker.io"] == pins(targets.get("xenial-ga"))["docker.io"]
-    assert cand.name.startswith("xenial-ga+") and cand.recipe_key("s") != targets.get("xenial-ga").recipe_key("s")
+    assert cand.recipe_key("s") != targets.get("xenial-ga").recipe_key("s")
+    # It names an image tag, containers and a Kubernetes node (DNS-1123 label).
+    assert cand.name.startswith("xenial-ga-candidate-")
+    assert re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", cand.name) and len(cand.name) <= 40
 
 
 def test_candidate_rejects_unknown_package_and_unavailable_base():
