@@ -29,7 +29,13 @@ kubelet's journals; a new pod failing to start. Immune (tini): zombies stay
 flat while orphans keep arriving under PID 1 for a sustained window.
 Recovery, both ways the source names: delete the cron pod (zombies vanish,
 PIDs back to baseline, new pods start), then the same workload under tini
-(zombies stay flat).
+(zombies stay flat). Observed in some runs once the PIDs are back: dockerd,
+which crashed during the exhaustion, hit systemd's start limit (failed after
+4 restarts) and took kubelet (Requires=docker.service) down with it, so the
+node stays Ready=Unknown (bookworm); or docker 18.09 stays cut off from
+containerd, "all SubConns are in TransientFailure" (xenial-ga); the
+lab then restarts containerd, docker and kubelet, as an operator would, and
+reports it (evidence `daemons-wedged-after-exhaustion`).
 """
 
 import json
@@ -69,6 +75,7 @@ RUNNER_IN_NODE = "/usr/local/bin/supercronic"
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/sbin/docker-init", "/usr/bin/tini")
 API_DELETE_SECONDS = 30
 KUBELET_WEDGED_SECONDS = 90   # Ready after the PIDs are back, or the daemons are restarted
+NEW_POD_SECONDS = 60          # a new pod Running once Ready, or the daemons are restarted
 CRON_POD, TINI_POD, NEWCOMER_POD = "zombies-cron", "zombies-cron-tini", "zombies-newcomer"
 BASELINE_POD, AFTER_POD = "zombies-baseline", "zombies-after"
 FORK_FAILURES = re.compile(r"pthread_create failed|failed to create new OS thread|resource temporarily unavailable|"
@@ -308,25 +315,35 @@ class ZombieFlood(Scenario):
                     f"after the delete; {in_use} tasks in use (baseline {baseline})")
         is_ready = lambda: ctx.kube.condition(node.name).status == "True"  # noqa: E731
         ready = until(is_ready, KUBELET_WEDGED_SECONDS)
-        if not ready:
-            # Seen in some runs: once the PIDs are back, kubelet (alive, no
-            # restart) still posts no status and dockerd has been restarted by
-            # systemd; an operator restarts the frozen daemons, so does the lab.
-            cond = ctx.kube.condition(node.name)
-            ctx.observe("daemons-wedged-after-exhaustion", EVIDENCE, True,
-                        f"Ready={cond.status} ({cond.message}) {KUBELET_WEDGED_SECONDS} s after the PIDs came back; "
-                        f"restarts so far: {_restarts(node)}; restarting docker and kubelet, as an operator would")
-            node.run("systemctl restart docker kubelet", timeout=120, check=False)
-            ready = until(is_ready, 120)
         ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
+        if ready:
+            ctx.kube.create_pod(workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
+        started = ready and _running_within(ctx, AFTER_POD, NEW_POD_SECONDS)
+        if not started:
+            # Seen after exhaustion, the PIDs back: dockerd failed for good
+            # (start limit after 4 crashes) and kubelet stopped with it
+            # (bookworm), or Ready but dockerd's link to containerd broken
+            # ("all SubConns are in TransientFailure", xenial-ga's docker
+            # 18.09), so no sandbox starts. An operator restarts the runtime
+            # and kubelet; so does the lab.
+            cond = ctx.kube.condition(node.name)
+            why = (f"Ready={cond.status} ({cond.message}) {KUBELET_WEDGED_SECONDS} s after the PIDs came back"
+                   if not ready else f"Ready, but {AFTER_POD} not Running {NEW_POD_SECONDS} s after creation: "
+                   f"{workload.why_not_running(ctx.kube, AFTER_POD)}")
+            ctx.observe("daemons-wedged-after-exhaustion", EVIDENCE, True,
+                        f"{why}; {_restarts(node)}; restarting containerd, docker and kubelet, as an operator would")
+            node.run("for u in containerd docker kubelet; do systemctl restart $u; done", timeout=180, check=False)
+            ready = until(is_ready, 120)
+            ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
+            if ready and ctx.kube.pod(AFTER_POD) is None:
+                ctx.kube.create_pod(workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
+            started = ready and _running_within(ctx, AFTER_POD, 120)
         cond = ctx.kube.condition(node.name)
         ctx.observe("node-ready-again", RECOVERY, ready, f"Ready={cond.status} {cond.message} "
-                    f"{ctx.timings['delete_to_ready_s']} s after the delete; kubelet/dockerd restarts: "
-                    f"{_restarts(node)}")
-        started = _start_pod(ctx, AFTER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=120)
+                    f"{ctx.timings['delete_to_ready_s']} s after the delete; {_restarts(node)}")
         ctx.timings["delete_to_new_pod_running_s"] = round(time.monotonic() - t0, 1)
-        ctx.observe("new-pod-starts-again", RECOVERY, started is not None,
-                    f"{AFTER_POD} Running {time.monotonic() - t0:.1f} s after the delete" if started is not None
+        ctx.observe("new-pod-starts-again", RECOVERY, started,
+                    f"{AFTER_POD} Running {ctx.timings['delete_to_new_pod_running_s']} s after the delete" if started
                     else f"{AFTER_POD} did not start: {workload.why_not_running(ctx.kube, AFTER_POD)}")
         # The source's other remedy: the same workload under tini.
         if not ctx.scratch["init"]:
@@ -360,9 +377,10 @@ class ZombieFlood(Scenario):
 
 
 def _restarts(node) -> str:
-    """NRestarts of the node's runtime and kubelet (how many of them died)."""
-    out = node.run("for u in kubelet docker containerd; do echo $u $(systemctl show -p NRestarts $u); done",
-                   check=False).stdout
+    """State of the node's runtime and kubelet, with how often systemd restarted
+    them (NRestarts; systemd 229 does not count them)."""
+    out = node.run("for u in kubelet docker containerd; do echo $u $(systemctl show -p ActiveState -p NRestarts $u)"
+                   "; done", check=False).stdout
     return "; ".join(out.split("\n")).strip("; ") or "unknown"
 
 
@@ -394,11 +412,11 @@ def _start_pod(ctx: Context, name: str, image: str, command: str, timeout: float
     """Create a pod on the node; seconds until Running, or None."""
     t0 = time.monotonic()
     ctx.kube.create_pod(workload.pod(name, ctx.node.name, image, command))
-    while time.monotonic() - t0 < timeout:
-        if workload.phase_and_restarts(ctx.kube.pod(name))[0] == "Running":
-            return time.monotonic() - t0
-        time.sleep(1)
-    return None
+    return time.monotonic() - t0 if _running_within(ctx, name, timeout) else None
+
+
+def _running_within(ctx: Context, name: str, timeout: float) -> bool:
+    return until(lambda: workload.phase_and_restarts(ctx.kube.pod(name))[0] == "Running", timeout)
 
 
 def _container_log(ctx: Context, cid: str) -> str:
