@@ -1,6 +1,7 @@
 """Small pods bound straight to a node (no scheduler), from the lab's busybox image."""
 
 from lab import timefmt
+from lab.polling import until
 
 
 def pod(name: str, node: str, image: str, command: str, *, probe: list[str] | None = None,
@@ -29,6 +30,11 @@ def waiting_reason(pod_obj) -> str:
     if statuses and statuses[0].state and statuses[0].state.waiting:
         return statuses[0].state.waiting.reason or ""
     return ""
+
+
+def running_within(kube, pod: str, seconds: float, every: float = 1) -> bool:
+    """Whether the API server shows the pod Running within `seconds`."""
+    return until(lambda: phase_and_restarts(kube.pod(pod))[0] == "Running", seconds, every=every)
 
 
 def why_not_running(kube, pod: str) -> str:

@@ -262,12 +262,8 @@ class CookieOverflow(Scenario):
                     f"{ready.message}")
         ctx.scratch["restarts_at_recovery"] = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))[1]
         ctx.kube.create_pod(workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
-        phase = ""
-        while time.monotonic() - t0 < 300:
-            phase = workload.phase_and_restarts(ctx.kube.pod(AFTER_POD))[0]
-            if phase == "Running":
-                break
-            time.sleep(2)
+        workload.running_within(ctx.kube, AFTER_POD, 300 - (time.monotonic() - t0), every=2)
+        phase = workload.phase_and_restarts(ctx.kube.pod(AFTER_POD))[0]
         ctx.observe("new-pod-starts", RECOVERY, phase == "Running",
                     f"pod {AFTER_POD} {phase or 'absent'} {time.monotonic() - t0:.0f} s after daemon-reexec")
 

@@ -216,7 +216,7 @@ class _Round:
     def finish(self) -> "_Round":
         ctx, seconds = self.ctx, self.ctx.setting("wait_seconds")
         for pod in (self.b, self.a):
-            if until(lambda: workload.phase_and_restarts(ctx.kube.pod(pod))[0] == "Running", seconds, every=0.25):
+            if workload.running_within(ctx.kube, pod, seconds, every=0.25):
                 self.times[f"{pod} Running"] = time.time()
         registry = ctx.scratch["registry"]
         slow = registry.relay.connections[self.relay_before:]

@@ -316,9 +316,10 @@ class ZombieFlood(Scenario):
         is_ready = lambda: ctx.kube.condition(node.name).status == "True"  # noqa: E731
         ready = until(is_ready, KUBELET_WEDGED_SECONDS)
         ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
+        after_pod = workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600")
         if ready:
-            ctx.kube.create_pod(workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
-        started = ready and _running_within(ctx, AFTER_POD, NEW_POD_SECONDS)
+            ctx.kube.create_pod(after_pod)
+        started = ready and workload.running_within(ctx.kube, AFTER_POD, NEW_POD_SECONDS)
         if not started:
             # Seen after exhaustion, the PIDs back: dockerd failed for good
             # (start limit after 4 crashes) and kubelet stopped with it
@@ -336,8 +337,8 @@ class ZombieFlood(Scenario):
             ready = until(is_ready, 120)
             ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
             if ready and ctx.kube.pod(AFTER_POD) is None:
-                ctx.kube.create_pod(workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
-            started = ready and _running_within(ctx, AFTER_POD, 120)
+                ctx.kube.create_pod(after_pod)
+            started = ready and workload.running_within(ctx.kube, AFTER_POD, 120)
         cond = ctx.kube.condition(node.name)
         ctx.observe("node-ready-again", RECOVERY, ready, f"Ready={cond.status} {cond.message} "
                     f"{ctx.timings['delete_to_ready_s']} s after the delete; {_restarts(node)}")
@@ -412,11 +413,7 @@ def _start_pod(ctx: Context, name: str, image: str, command: str, timeout: float
     """Create a pod on the node; seconds until Running, or None."""
     t0 = time.monotonic()
     ctx.kube.create_pod(workload.pod(name, ctx.node.name, image, command))
-    return time.monotonic() - t0 if _running_within(ctx, name, timeout) else None
-
-
-def _running_within(ctx: Context, name: str, timeout: float) -> bool:
-    return until(lambda: workload.phase_and_restarts(ctx.kube.pod(name))[0] == "Running", timeout)
+    return time.monotonic() - t0 if workload.running_within(ctx.kube, name, timeout) else None
 
 
 def _container_log(ctx: Context, cid: str) -> str:
