@@ -15,6 +15,7 @@ import docker.errors
 from lab import capabilities, controlplane, daemons, host, images, kubebins, paths, registry, targets
 from lab.errors import LabError
 from lab.kube import Kube
+from lab.lablock import LabLock
 from lab.nodes import docker as docker_nodes
 from lab.nodes.docker import DockerNode
 from lab.state import LabState, Resource, owner_label
@@ -38,17 +39,27 @@ class Lab:
     def __init__(self, say=print, kube_binaries: str | None = None):
         self.say = say
         self.state = LabState()
+        self.lock = LabLock(self.state.root, say)
         self._kube_binaries_dir = kube_binaries
         self._client = None
         self._bins = None
         self.sandbox_image: str | None = None   # also the workload image (busybox)
 
     # -- ground -------------------------------------------------------------
+    def claim(self) -> None:
+        """Hold the lab for this process (lab.lablock): whatever changes it
+        does this first, and waits while another run holds it."""
+        self.lock.acquire()
+
+    def release(self) -> None:
+        self.lock.release()
+
     @property
     def client(self):
-        """The docker engine; the first use installs missing host packages
-        (what `nodelab setup` does) and starts dockerd if none answers."""
+        """The docker engine; the first use claims the lab, installs missing
+        host packages (what `nodelab setup` does) and starts dockerd if none answers."""
         if self._client is None:
+            self.claim()
             host.install_packages(self.say)
             self._client = host.ensure_docker_engine(self.state, self.say)
         return self._client
@@ -87,8 +98,8 @@ class Lab:
         _, gateway = self.network()
         return controlplane.ensure(self.state, gateway, self.bins, self.say)
 
-    def kube(self) -> Kube:
-        return Kube(self.control_plane().kubeconfig)
+    def kube(self, namespace: str = "default") -> Kube:
+        return Kube(self.control_plane().kubeconfig, namespace)
 
     # -- nodes --------------------------------------------------------------
     def up(self, target: "str | targets.Target", count: int = 1, kubelet_flags: tuple[str, ...] = (),
@@ -193,6 +204,7 @@ class Lab:
     def down(self, keep=lambda resource: False) -> list[str]:
         """Remove what the state records (except what `keep` selects), then
         sweep containers and networks labelled as this lab's."""
+        self.claim()
         removed = []
         client = None
         try:

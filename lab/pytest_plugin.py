@@ -61,17 +61,22 @@ def params(request) -> dict:
 def lab():
     """The lab, set up once per session. At the end, what the session created is
     removed, except the docker engine (`nodelab down` stops that); whatever
-    existed before the session (a lab the user brought up) is left alone."""
+    existed before the session (a lab the user brought up) is left alone. The
+    session holds the lab throughout: a second run on it waits (lab.lablock)."""
     import os
     if os.geteuid() != 0:
         pytest.skip("scenarios need root (nodes, mounts, gdb on PID 1)")
     from lab.cluster import Lab
     from lab.progress import say
     instance = Lab(say=say)
-    before = {(r.kind, r.ref) for r in instance.state.resources()}
+    instance.claim()   # another run on this lab: wait for it (lab.lablock)
     try:
-        instance.setup()
-    except LabError as exc:
-        pytest.fail(f"lab setup failed: {exc}", pytrace=False)
-    yield instance
-    instance.down(keep=lambda r: (r.kind, r.ref) in before or r.role == "dockerd")
+        before = {(r.kind, r.ref) for r in instance.state.resources()}
+        try:
+            instance.setup()
+        except LabError as exc:
+            pytest.fail(f"lab setup failed: {exc}", pytrace=False)
+        yield instance
+        instance.down(keep=lambda r: (r.kind, r.ref) in before or r.role == "dockerd")
+    finally:
+        instance.release()

@@ -1,4 +1,7 @@
+import signal
 import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -6,6 +9,7 @@ from lab import daemons, host, paths
 from lab.cluster import Lab
 from lab.errors import LabError
 from lab.state import Resource, process_start_time
+from tests.test_lablock import HOLDER
 
 
 @pytest.fixture
@@ -43,6 +47,27 @@ def test_down_removes_recorded_processes_and_dirs_but_keeps_what_it_is_told(no_e
 def test_down_with_nothing_recorded_says_so(no_engine):
     assert Lab(say=lambda m: None).down() == []
     assert daemons.live(Lab().state, "dockerd") is None
+
+
+def test_down_waits_while_another_run_holds_the_lab(no_engine):
+    said, results = [], []
+    lab = Lab(say=said.append)
+    lab.lock.poll = 0.05
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(paths.state_dir())], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        thread = threading.Thread(target=lambda: results.append(lab.down()), daemon=True)
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive() and not results
+        assert f"held by pid {holder.pid}" in said[0]
+        holder.send_signal(signal.SIGKILL)
+        thread.join(5.0)
+        assert results == [[]]
+    finally:
+        holder.kill()
+        holder.wait()
+        lab.release()
 
 
 class EngineThatStops:
