@@ -8,6 +8,7 @@ authorization is AlwaysAllow (a throw-away lab, never a cluster to keep).
 import base64
 import json
 import secrets
+import shutil
 import ssl
 import time
 import urllib.request
@@ -85,6 +86,9 @@ def ensure(state: LabState, address: str, bins: KubeBinaries, say=print) -> Cont
     cp.kubeconfig.write_text(cp.kubeconfig_for("admin"))
     cp.kubeconfig.chmod(0o600)
 
+    # A new CA and new tokens make the old store's nodes and pods meaningless,
+    # and a run killed before its teardown left them there: start it empty.
+    shutil.rmtree(directory / "etcd", ignore_errors=True)
     client_port, peer_port = daemons.free_port(), daemons.free_port()
     etcd_url = f"http://127.0.0.1:{client_port}"
     daemons.start(state, "etcd", [

@@ -24,9 +24,30 @@ class Condition:
 
 
 class Kube:
-    def __init__(self, kubeconfig: Path):
+    """The API as one client sees it; pods, events and watches are in `namespace`."""
+
+    def __init__(self, kubeconfig: Path, namespace: str = "default"):
         api_client = k8s_config.new_client_from_config(config_file=str(kubeconfig))
         self.core = k8s.CoreV1Api(api_client)
+        self.namespace = namespace
+
+    def fresh_namespace(self) -> None:
+        """Create this client's namespace; if it exists (left by a run that was
+        killed before its teardown), delete the pods still in it."""
+        try:
+            self.core.create_namespace({"metadata": {"name": self.namespace}})
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self.core.delete_collection_namespaced_pod(self.namespace, grace_period_seconds=0)
+
+    def delete_namespace(self) -> None:
+        """Ask for the namespace to go (the namespace controller empties it); no wait."""
+        try:
+            self.core.delete_namespace(self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def node(self, name: str):
         try:
@@ -54,44 +75,48 @@ class Kube:
         raise LabError(f"node {node_name} not Ready after {timeout:.0f} s (Ready={cond.status or 'absent'}: "
                        f"{cond.message})")
 
-    def create_pod(self, manifest: dict, namespace: str = "default"):
-        return self.core.create_namespaced_pod(namespace, manifest)
+    def create_pod(self, manifest: dict):
+        return self.core.create_namespaced_pod(self.namespace, manifest)
 
-    def pod(self, name: str, namespace: str = "default"):
+    def pod(self, name: str):
         try:
-            return self.core.read_namespaced_pod(name, namespace)
+            return self.core.read_namespaced_pod(name, self.namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
 
-    def delete_pod(self, name: str, namespace: str = "default", grace: int = 0) -> None:
+    def delete_pod(self, name: str, grace: int = 0) -> None:
         try:
-            self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace)
+            self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=grace)
         except ApiException as exc:
             if exc.status != 404:
                 raise
 
-    def events_for(self, name: str, namespace: str = "default") -> list[str]:
+    def events_for(self, name: str) -> list[str]:
         """The pod's events, oldest first, as "time reason: message" lines."""
-        return [f"{e.last_timestamp or e.event_time} {e.reason}: {e.message}" for e in self.event_objects(name, namespace)]
+        return [f"{e.last_timestamp or e.event_time} {e.reason}: {e.message}" for e in self.event_objects(name)]
 
-    def event_objects(self, name: str, namespace: str = "default") -> list:
+    def event_objects(self, name: str) -> list:
         """The events of the pod of that name that exists now (not those of an
         earlier pod of the same name: events outlive pods), oldest first."""
         selector = f"involvedObject.name={name}"
-        pod = self.pod(name, namespace)
+        pod = self.pod(name)
         if pod is not None:
             selector += f",involvedObject.uid={pod.metadata.uid}"
-        items = self.core.list_namespaced_event(namespace, field_selector=selector).items
+        items = self.core.list_namespaced_event(self.namespace, field_selector=selector).items
         items.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""))
         return items
 
-    def pods_on(self, node_name: str, namespace: str = "default") -> list:
-        return self.core.list_namespaced_pod(namespace, field_selector=f"spec.nodeName={node_name}").items
+    def pods(self, label_selector: str) -> list:
+        return self.core.list_namespaced_pod(self.namespace, label_selector=label_selector).items
 
-    def delete_pods(self, label_selector: str, namespace: str = "default") -> None:
-        self.core.delete_collection_namespaced_pod(namespace, label_selector=label_selector, grace_period_seconds=0)
+    def pods_on(self, node_name: str) -> list:
+        return self.core.list_namespaced_pod(self.namespace, field_selector=f"spec.nodeName={node_name}").items
+
+    def delete_pods(self, label_selector: str) -> None:
+        self.core.delete_collection_namespaced_pod(self.namespace, label_selector=label_selector,
+                                                 grace_period_seconds=0)
 
     # -- raw paths: the API server's and (through its node proxy) a kubelet's --
     def request(self, method: str, path: str, body: str | None = None) -> str:
@@ -134,8 +159,8 @@ class Kube:
         """klog's -v of a running kubelet (its /debug/flags/v handler)."""
         return self.request("PUT", f"/api/v1/nodes/{node_name}/proxy/debug/flags/v", str(level)).strip()
 
-    def watch_running(self, label_selector: str, namespace: str = "default") -> "RunningWatch":
-        return RunningWatch(self, label_selector, namespace).start()
+    def watch_running(self, label_selector: str) -> "RunningWatch":
+        return RunningWatch(self, label_selector).start()
 
     def delete_node(self, name: str) -> None:
         try:
@@ -152,7 +177,6 @@ class RunningWatch:
     A watch that breaks is listed and followed again (each break is noted)."""
     kube: Kube
     label_selector: str
-    namespace: str = "default"
     running: dict[str, float] = field(default_factory=dict)
     breaks: list[str] = field(default_factory=list)
 
@@ -172,9 +196,9 @@ class RunningWatch:
     def _follow(self) -> None:
         while not self._stopped:
             try:
-                listed = self.kube.core.list_namespaced_pod(self.namespace, label_selector=self.label_selector)
+                listed = self.kube.core.list_namespaced_pod(self.kube.namespace, label_selector=self.label_selector)
                 self._note(listed.items)
-                for event in self._watch.stream(self.kube.core.list_namespaced_pod, self.namespace,
+                for event in self._watch.stream(self.kube.core.list_namespaced_pod, self.kube.namespace,
                                                 label_selector=self.label_selector,
                                                 resource_version=listed.metadata.resource_version,
                                                 timeout_seconds=600):

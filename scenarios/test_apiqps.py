@@ -93,7 +93,7 @@ class ApiQps(Scenario):
     # -- prepare ----------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
         cond = ctx.kube.condition(ctx.node.name)
-        leftovers = ctx.kube.core.list_namespaced_pod("default", label_selector=SELECTOR).items
+        leftovers = ctx.kube.pods(SELECTOR)
         ctx.observe("node-ready-no-burst", STEADY, cond.status == "True" and not leftovers,
                     f"Ready={cond.status}; {len(leftovers)} of the scenario's pods present; kubelet limits "
                     f"{ctx.scratch['limits']}")

@@ -95,8 +95,8 @@ class MountUnitLeak(Scenario):
     # -- prepare ----------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
         kube = ctx.kube
-        kube.core.create_namespaced_config_map("default", {"metadata": {"name": CONFIGMAP}, "data": {"app.conf": "a=1\n"}})
-        kube.core.create_namespaced_secret("default", {"metadata": {"name": SECRET}, "stringData": {"token": "t0k3n"}})
+        kube.core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": CONFIGMAP}, "data": {"app.conf": "a=1\n"}})
+        kube.core.create_namespaced_secret(kube.namespace, {"metadata": {"name": SECRET}, "stringData": {"token": "t0k3n"}})
         ctx.scratch["objects"] = True
         self._observe_real_kubelet(ctx)
         ctx.node.put_file(WRAPPER, paths.asset("nodelab-systemd-run-mount").read_bytes(), 0o755)
@@ -202,8 +202,8 @@ class MountUnitLeak(Scenario):
     def teardown(self, ctx: Context) -> None:
         ctx.kube.delete_pods(SELECTOR)
         if ctx.scratch.get("objects"):
-            ctx.kube.core.delete_namespaced_config_map(CONFIGMAP, "default")
-            ctx.kube.core.delete_namespaced_secret(SECRET, "default")
+            ctx.kube.core.delete_namespaced_config_map(CONFIGMAP, ctx.kube.namespace)
+            ctx.kube.core.delete_namespaced_secret(SECRET, ctx.kube.namespace)
 
 
 def _pod(name: str, node: str, image: str) -> dict:
@@ -228,8 +228,7 @@ def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
     for name in names:
         ctx.kube.create_pod(_pod(name, ctx.node.name, ctx.lab.sandbox_image))
     running = until(lambda: all(workload.phase_and_restarts(p)[0] == "Running"
-                                for p in ctx.kube.core.list_namespaced_pod(
-                                    "default", label_selector=SELECTOR).items), 120, every=1)
+                                for p in ctx.kube.pods(SELECTOR)), 120, every=1)
     if not running:
         stuck = next(n for n in names if workload.phase_and_restarts(ctx.kube.pod(n))[0] != "Running")
         raise LabError(f"cycle {label}: {stuck} not Running after 120 s: {workload.why_not_running(ctx.kube, stuck)}")

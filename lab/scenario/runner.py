@@ -147,9 +147,12 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
     node = lab.up(recipe or target, 1, kubelet_flags=kubelet_flags,
                   prefix=f"nodelab-{scenario.name}-{target.replace('+', '-')}")[0]
     timeline.phases["boot"] = {"seconds": round(time.monotonic() - t0, 1)}
-    ctx = Context(lab, node, lab.kube(), timeline, params, defaults=dict(scenario.defaults))
+    # The run's objects live in a namespace named after its node: what a killed
+    # run left behind on a control plane that lived on never collides with them.
+    ctx = Context(lab, node, lab.kube(namespace=node.name), timeline, params, defaults=dict(scenario.defaults))
     error = None
     try:
+        ctx.kube.fresh_namespace()
         report["environment"] = ctx.environment = report_environment(lab, node)
         expected, why = scenario.expected(ctx)
         report["expected"] = {"verdict": expected, "why": why}
@@ -178,6 +181,7 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
         finally:
             _delete_pods_of(ctx)
             lab.remove_node(node)
+            _delete_namespace_of(ctx)
             timeline.phases["teardown"] = {"seconds": round(time.monotonic() - start, 1)}
     verdict, reason = derive_verdict(timeline, scenario.key_symptoms) if error is None else (INCONCLUSIVE, f"the run failed: {error}")
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
@@ -194,9 +198,16 @@ def _delete_pods_of(ctx: Context) -> None:
     next run's node may get the same name, and its kubelet would adopt them."""
     try:
         for pod in ctx.kube.pods_on(ctx.node.name):
-            ctx.kube.delete_pod(pod.metadata.name, pod.metadata.namespace)
+            ctx.kube.delete_pod(pod.metadata.name)
     except Exception as exc:  # noqa: BLE001 - teardown goes on; the reader learns why
         say(f"[yellow]could not delete the pods on {ctx.node.name}: {exc}[/yellow]")
+
+
+def _delete_namespace_of(ctx: Context) -> None:
+    try:
+        ctx.kube.delete_namespace()
+    except Exception as exc:  # noqa: BLE001 - as above
+        say(f"[yellow]could not delete namespace {ctx.kube.namespace}: {exc}[/yellow]")
 
 
 def _record_dict(r: BugRecord) -> dict:
