@@ -31,15 +31,8 @@ class Kube:
         self.core = k8s.CoreV1Api(api_client)
         self.namespace = namespace
 
-    def fresh_namespace(self) -> None:
-        """Create this client's namespace; if it exists (left by a run that was
-        killed before its teardown), delete the pods still in it."""
-        try:
-            self.core.create_namespace({"metadata": {"name": self.namespace}})
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            self.core.delete_collection_namespaced_pod(self.namespace, grace_period_seconds=0)
+    def create_namespace(self) -> None:
+        self.core.create_namespace({"metadata": {"name": self.namespace}})
 
     def delete_namespace(self) -> None:
         """Ask for the namespace to go (the namespace controller empties it); no wait."""

@@ -147,12 +147,16 @@ def run(lab: Lab, scenario: Scenario, target: "str | Target", params: dict | Non
     node = lab.up(recipe or target, 1, kubelet_flags=kubelet_flags,
                   prefix=f"nodelab-{scenario.name}-{target.replace('+', '-')}")[0]
     timeline.phases["boot"] = {"seconds": round(time.monotonic() - t0, 1)}
-    # The run's objects live in a namespace named after its node: what a killed
-    # run left behind on a control plane that lived on never collides with them.
-    ctx = Context(lab, node, lab.kube(namespace=node.name), timeline, params, defaults=dict(scenario.defaults))
+    # The run's objects live in a namespace of its own (its node's name and the
+    # time): what a killed run left on a control plane that lived on never
+    # collides with them, nor does a namespace the previous run's teardown is
+    # still deleting.
+    namespace = f"{node.name}-{time.strftime('%H%M%S')}"
+    ctx = Context(lab, node, lab.kube(namespace=namespace), timeline, params, defaults=dict(scenario.defaults))
+    report["namespace"] = namespace
     error = None
     try:
-        ctx.kube.fresh_namespace()
+        ctx.kube.create_namespace()
         report["environment"] = ctx.environment = report_environment(lab, node)
         expected, why = scenario.expected(ctx)
         report["expected"] = {"verdict": expected, "why": why}
