@@ -1,6 +1,5 @@
 import signal
 import subprocess
-import sys
 import threading
 
 import pytest
@@ -9,7 +8,6 @@ from lab import daemons, host, paths
 from lab.cluster import Lab
 from lab.errors import LabError
 from lab.state import Resource, process_start_time
-from tests.test_lablock import HOLDER
 
 
 @pytest.fixture
@@ -49,13 +47,12 @@ def test_down_with_nothing_recorded_says_so(no_engine):
     assert daemons.live(Lab().state, "dockerd") is None
 
 
-def test_down_waits_while_another_run_holds_the_lab(no_engine):
+def test_down_waits_while_another_run_holds_the_lab(no_engine, hold_lab_elsewhere):
     said, results = [], []
     lab = Lab(say=said.append)
     lab.lock.poll = 0.05
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(paths.state_dir())], stdout=subprocess.PIPE, text=True)
+    holder = hold_lab_elsewhere(paths.state_dir())
     try:
-        assert holder.stdout.readline().strip() == "held"
         thread = threading.Thread(target=lambda: results.append(lab.down()), daemon=True)
         thread.start()
         thread.join(1.0)
@@ -65,8 +62,6 @@ def test_down_waits_while_another_run_holds_the_lab(no_engine):
         thread.join(5.0)
         assert results == [[]]
     finally:
-        holder.kill()
-        holder.wait()
         lab.release()
 
 

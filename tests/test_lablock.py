@@ -6,15 +6,6 @@ import threading
 
 from lab.lablock import LOCK_FILE, LabLock
 
-HOLDER = textwrap.dedent("""
-    import sys, time
-    from pathlib import Path
-    from lab.lablock import LabLock
-    LabLock(Path(sys.argv[1])).acquire()
-    print("held", flush=True)
-    time.sleep(60)
-""")
-
 TRY_LOCK = textwrap.dedent("""
     import fcntl, sys
     with open(sys.argv[1], "a") as f:
@@ -31,25 +22,20 @@ def _another_process_sees(root) -> str:
                           capture_output=True, text=True, check=True).stdout.strip()
 
 
-def test_a_second_run_waits_saying_who_holds_the_lab_until_the_holder_dies(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        said: list[str] = []
-        waiter = LabLock(tmp_path, say=said.append, poll=0.05, say_every=0.2)
-        thread = threading.Thread(target=waiter.acquire, daemon=True)
-        thread.start()
-        thread.join(1.0)
-        assert thread.is_alive() and not waiter.held
-        assert said and f"held by pid {holder.pid}" in said[0]
-        holder.send_signal(signal.SIGKILL)   # no cleanup runs: the kernel drops the lock
-        thread.join(5.0)
-        assert waiter.held
-        assert said[-1].startswith("the lab is ours after waiting")
-        waiter.release()
-    finally:
-        holder.kill()
-        holder.wait()
+def test_a_second_run_waits_saying_who_holds_the_lab_until_the_holder_dies(tmp_path, hold_lab_elsewhere):
+    holder = hold_lab_elsewhere(tmp_path)
+    said: list[str] = []
+    waiter = LabLock(tmp_path, say=said.append, poll=0.05, say_every=0.2)
+    thread = threading.Thread(target=waiter.acquire, daemon=True)
+    thread.start()
+    thread.join(1.0)
+    assert thread.is_alive() and not waiter.held
+    assert said and f"held by pid {holder.pid}" in said[0]
+    holder.send_signal(signal.SIGKILL)   # no cleanup runs: the kernel drops the lock
+    thread.join(5.0)
+    assert waiter.held
+    assert said[-1].startswith("the lab is ours after waiting")
+    waiter.release()
 
 
 def test_one_process_holds_the_lab_once_until_its_last_user_lets_go(tmp_path):
