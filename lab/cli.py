@@ -10,7 +10,8 @@ from lab import host, images, targets
 from lab.cluster import Lab, dump
 from lab.errors import LabError
 from lab.progress import console, say
-from lab.scenario.runner import pairs
+from lab.scenario.interrupt import Interrupted
+from lab.scenario.params import pairs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,13 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--variant", action="append", help="scenario variant(s); default: the primary runs")
     p_run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="scenario parameter, e.g. supercronic=/path/to/supercronic (repeatable)")
-    p_run.add_argument("--scenarios-dir", default=None, help="where scenario modules live (default ./scenarios)")
+    p_run.add_argument("--scenarios-dir", default=None,
+                       help="a directory of your own scenario modules, besides the ones shipped with nodelab")
     p_gate = sub.add_parser("gate", help="regression gate: every scenario must be immune on candidate packages")
     p_gate.add_argument("--base", required=True, help="target whose recipe the candidate starts from")
     p_gate.add_argument("--set", dest="overrides", action="append", required=True, metavar="PKG=VERSION",
                         help="candidate package version from the archive (repeatable)")
     p_gate.add_argument("--scenario", action="append", help="scenario(s) to gate on (default: all)")
-    p_gate.add_argument("--scenarios-dir", default=None)
+    p_gate.add_argument("--scenarios-dir", default=None,
+                        help="a directory of your own scenario modules, besides the ones shipped with nodelab")
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -51,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         console().print(f"[red]nodelab {args.command}: the docker engine failed mid-way "
                         f"({str(exc).splitlines()[0][:200]}); `nodelab doctor` says what answers[/red]")
         return 2
+    except Interrupted as exc:
+        if exc.report_file:
+            console().print(f"[yellow]nodelab {args.command}: interrupted by {exc.signame}; the node was torn "
+                            f"down; report (verdict interrupted): {exc.report_file}[/yellow]")
+        else:
+            console().print(f"[yellow]nodelab {args.command}: interrupted by {exc.signame}; "
+                            "`nodelab down` removes whatever was left[/yellow]")
+        return 130
     except KeyboardInterrupt:
         console().print("[yellow]interrupted; `nodelab down` removes whatever was left[/yellow]")
         return 130
@@ -109,15 +120,21 @@ def cmd_down(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from lab.scenario import runner
-    return runner.run_from_cli(_lab(args), args.scenario, args.target, args.scenarios_dir,
-                               args.variant, pairs(args.param, "--param", "KEY=VALUE"))
+    from lab.scenario import catalog, runner
+    scenario = catalog.get(args.scenario, args.scenarios_dir)
+    params = pairs(args.param, "--param", "KEY=VALUE")
+    chosen = scenario.runs(args.target, args.variant)
+    for t, _ in chosen:
+        targets.runnable(t)
+    lab = _lab(args)
+    results = [runner.run(lab, scenario, t, params, v) for t, v in chosen]
+    return 0 if all(r["verdict"] == r.get("expected", {}).get("verdict") for r in results) else 1
 
 
 def cmd_gate(args) -> int:
-    from lab.scenario import runner
+    from lab.scenario.gate import gate
     overrides = pairs(args.overrides, "--set", "PKG=VERSION")
-    return runner.gate(_lab(args), args.base, overrides, args.scenario, args.scenarios_dir)
+    return gate(_lab(args), args.base, overrides, args.scenario, args.scenarios_dir)
 
 
 COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "up": cmd_up,

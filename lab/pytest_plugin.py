@@ -1,15 +1,36 @@
-"""pytest wiring for scenario modules: `--target`, the `lab` and `target` fixtures.
+"""pytest wiring for scenario modules: one test per module, made from its SCENARIO.
 
-Each scenario test is parametrized over targets: by default the scenario's
-primary targets (one affected, one fixed), `--target NAME` (repeatable) to
-choose, `--target all` for the whole matrix. A target this host cannot run is
-skipped with the exact reason; a missing prerequisite is never a pass.
+A scenario module holds no test function: for its `SCENARIO` the plugin
+makes `test_<name>`, which runs the scenario and checks the observed verdict
+against the expected one, with the same options for every scenario
+(`--target`, `--variant`, `--param`), so no module can drop one.
+Its runs: by default the scenario's primary runs (one affected, one fixed),
+`--target NAME` (repeatable) to choose, `--target all` for the whole
+matrix; likewise `--variant`. A target this host cannot run is skipped with
+the exact reason; a missing prerequisite is never a pass.
 """
 
 import pytest
 
 from lab import targets
 from lab.errors import LabError
+from lab.scenario.definition import Scenario
+
+
+def _scenario_test(lab, target, variant, params, request):
+    """Run the module's scenario on one (target, variant); pass if the verdict is the expected one."""
+    from lab.scenario.runner import check
+    check(lab, request.module.SCENARIO, target, variant, params)
+
+
+def pytest_pycollect_makeitem(collector, name, obj):
+    if name == "SCENARIO" and isinstance(obj, Scenario):
+        # Collected as if the module had defined test_<name> itself (pytest
+        # finds a test's function on its module by name).
+        test_name = f"test_{obj.name}"
+        setattr(collector.obj, test_name, _scenario_test)
+        return collector.ihook.pytest_pycollect_makeitem(collector=collector, name=test_name, obj=_scenario_test)
+    return None
 
 
 def pytest_addoption(parser):
@@ -23,8 +44,8 @@ def pytest_addoption(parser):
 
 def pytest_generate_tests(metafunc):
     scenario = getattr(metafunc.module, "SCENARIO", None)
-    if scenario is None or "target" not in metafunc.fixturenames:
-        return   # only scenario modules are parametrized over targets
+    if scenario is None or metafunc.function is not _scenario_test:
+        return   # only the scenario tests this plugin makes are parametrized over runs
     chosen = metafunc.config.getoption("--target")
     if "all" in chosen:
         chosen = list(targets.TARGETS)
@@ -37,20 +58,17 @@ def pytest_generate_tests(metafunc):
     runs = scenario.runs(chosen or None, [v for v in variants if v in scenario.variants] or None)
 
     def param(t: str, v: str):
-        values = (t, v) if "variant" in metafunc.fixturenames else (t,)
-        ident = f"{t}-{v}" if v else t
         marks = [pytest.mark.skip(reason=f"target {t}: {targets.TARGETS[t].unavailable}")] \
             if targets.TARGETS[t].unavailable else []
-        return pytest.param(*values, id=ident, marks=marks)
+        return pytest.param(t, v, id=f"{t}-{v}" if v else t, marks=marks)
 
-    names = ("target", "variant") if "variant" in metafunc.fixturenames else ("target",)
-    metafunc.parametrize(names, [param(t, v) for t, v in runs])
+    metafunc.parametrize(("target", "variant"), [param(t, v) for t, v in runs])
 
 
 @pytest.fixture
 def params(request) -> dict:
     """--param KEY=VALUE options as a dict, for scenario tests."""
-    from lab.scenario.runner import pairs
+    from lab.scenario.params import pairs
     try:
         return pairs(request.config.getoption("--param"), "--param", "KEY=VALUE")
     except LabError as exc:

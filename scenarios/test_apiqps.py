@@ -36,7 +36,8 @@ from lab.errors import LabError
 from lab.polling import until
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import IMMUNE, REPRODUCES, BugRecord, Fix
-from lab.scenario.runner import Context, Scenario, check
+from lab.scenario.context import Context
+from lab.scenario.definition import Scenario
 
 RECORD = BugRecord(
     id="kubelet-api-qps",
@@ -314,7 +315,3 @@ def _clear(ctx: Context) -> bool:
 
 
 SCENARIO = ApiQps()
-
-
-def test_apiqps(lab, target, variant, params):
-    check(lab, SCENARIO, target, variant, params)

@@ -36,7 +36,8 @@ from lab import sdbus, workload
 from lab.nodes.base import Node
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import BugRecord, Fix
-from lab.scenario.runner import Context, Scenario, check
+from lab.scenario.context import Context
+from lab.scenario.definition import Scenario
 
 RECORD = BugRecord(
     id="systemd-sdbus-cookie-overflow",
@@ -140,7 +141,7 @@ class CookieOverflow(Scenario):
             time.sleep(0.5)
         ctx.observe("restarter-in-back-off", EVIDENCE, reason == "CrashLoopBackOff",
                     f"{RESTARTER_POD} waiting: {reason or 'not waiting'} at the injection")
-        value = int(ctx.params.get("cookie", 0xFFFFFFF0))
+        value = int(str(ctx.params.get("cookie", 0xFFFFFFF0)), 0)
         ctx.timeline.injected_at = time.monotonic()
         push = sdbus.write_cookie(ctx.node, push, value)
         ctx.scratch["push"] = push
@@ -293,7 +294,3 @@ class CookieOverflow(Scenario):
 
 
 SCENARIO = CookieOverflow()
-
-
-def test_cookie(lab, target):
-    check(lab, SCENARIO, target)

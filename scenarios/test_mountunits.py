@@ -50,7 +50,8 @@ from lab.errors import LabError
 from lab.polling import until
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import BugRecord, Fix
-from lab.scenario.runner import Context, Scenario, check
+from lab.scenario.context import Context
+from lab.scenario.definition import Scenario
 
 RECORD = BugRecord(
     id="systemd-229-transient-mount-scope-leak",
@@ -263,7 +264,3 @@ def _describe(s: dict) -> str:
 
 
 SCENARIO = MountUnitLeak()
-
-
-def test_mountunits(lab, target):
-    check(lab, SCENARIO, target)

@@ -35,7 +35,8 @@ from lab.progress import say
 from lab.registry import Registry
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import IMMUNE, REPRODUCES, BugRecord
-from lab.scenario.runner import Context, Scenario, check
+from lab.scenario.context import Context
+from lab.scenario.definition import Scenario
 
 RECORD = BugRecord(
     id="kubelet-serial-image-pulls",
@@ -361,7 +362,3 @@ def _clear(ctx: Context, label: str) -> bool:
 
 
 SCENARIO = SerializedPulls()
-
-
-def test_pulls(lab, target, variant, params):
-    check(lab, SCENARIO, target, variant, params)

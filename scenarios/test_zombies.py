@@ -50,7 +50,8 @@ from lab.polling import until
 from lab.errors import LabError
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord, Fix
-from lab.scenario.runner import Context, Scenario, check
+from lab.scenario.context import Context
+from lab.scenario.definition import Scenario
 from lab.slowhttp import SlowEndpoint
 
 RECORD = BugRecord(
@@ -464,7 +465,3 @@ def _comm(pid: int | None) -> str:
 
 
 SCENARIO = ZombieFlood()
-
-
-def test_zombies(lab, target, variant, params):
-    check(lab, SCENARIO, target, variant, params)

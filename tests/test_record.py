@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord, Fix, upstream
-from lab.scenario.runner import load_scenarios
+from lab.scenario.catalog import from_directory as load_scenarios
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 

@@ -1,7 +1,8 @@
 import pytest
 
 from lab.errors import LabError
-from lab.scenario.runner import Scenario, pairs
+from lab.scenario.definition import Scenario
+from lab.scenario.params import pairs
 from lab.targets import PRIMARY
 
 

@@ -1,6 +1,6 @@
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES
-from lab.scenario.runner import derive_verdict
+from lab.scenario.verdict import derive_verdict
 
 
 def timeline(*obs):

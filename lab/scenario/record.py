@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from debian.debian_support import Version
 
 REPRODUCES, IMMUNE, INCONCLUSIVE = "reproduces", "immune", "inconclusive"
+INTERRUPTED = "interrupted"   # Ctrl-C or SIGTERM: torn down, no verdict on the bug
 
 
 def upstream(version: str) -> str:

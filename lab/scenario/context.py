@@ -1,0 +1,51 @@
+"""What a scenario's phases get: the node, the cluster, the timeline, the settings."""
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+from lab import polling
+from lab.errors import LabError
+from lab.kube import Kube
+from lab.nodes.base import Node
+from lab.progress import say
+from lab.scenario.evidence import Timeline
+
+
+@dataclass
+class Context:
+    lab: "object"                                     # lab.cluster.Lab
+    node: Node
+    kube: Kube
+    timeline: Timeline
+    params: dict = field(default_factory=dict)
+    environment: dict = field(default_factory=dict)   # versions read from the node
+    defaults: dict = field(default_factory=dict)      # the scenario's numeric settings
+    scratch: dict = field(default_factory=dict)       # what one phase leaves for the next
+    timings: dict = field(default_factory=dict)       # measured figures for the report
+
+    def setting(self, key: str) -> int:
+        """A numeric setting: the user's --param, else the variant's, else the scenario's default."""
+        if key not in self.params and key not in self.defaults:
+            raise LabError(f"no setting {key!r}")
+        return int(self.params.get(key, self.defaults.get(key)))
+
+    def observe(self, *args, **kwargs):
+        obs = self.timeline.observe(*args, **kwargs)
+        mark = "[green]seen[/green]" if obs.seen else "[yellow]not seen[/yellow]"
+        when = f"injection{obs.at:+.0f}s" if obs.at is not None else f"start+{obs.t:.0f}s"
+        say(f"  {obs.kind}: {obs.name} {mark} at {when}: {obs.summary}")
+        return obs
+
+    def until(self, condition, seconds: float, every: float = 1) -> bool:
+        """Poll `condition` until it holds or `seconds` pass (lab.polling)."""
+        return polling.until(condition, seconds, every)
+
+    @contextlib.contextmanager
+    def timed(self, name: str):
+        """Time the block into the report's timings as `name` (seconds)."""
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            self.timings[name] = round(time.monotonic() - start, 1)

@@ -1,0 +1,59 @@
+"""A scenario: the incident as data (bug record, targets, variants, settings)
+and its phases, which the runner calls in order (lab.scenario.runner)."""
+
+from lab.errors import LabError
+from lab.scenario.context import Context
+from lab.scenario.record import BugRecord
+from lab.targets import PRIMARY
+
+
+class Scenario:
+    """Subclasses set the class attributes and implement the phases."""
+    name: str = ""
+    record: BugRecord
+    primary_targets: tuple[str, ...] = ()
+    # Variants run the same scenario with other settings (a workload's PID 1,
+    # a kubelet flag): name -> params. A scenario whose verdict hangs on such
+    # a setting rather than on a package names its CI runs in primary_runs.
+    variants: dict[str, dict] = {}
+    primary_runs: tuple[tuple[str, str], ...] = ()    # (target, variant)
+    # False where the verdict hangs on a workload or kubelet setting, not on
+    # the node's packages: the package regression gate has nothing to say then.
+    keyed_on_packages: bool = True
+    defaults: dict[str, int] = {}        # numeric settings a --param may override (Context.setting)
+    kubelet_flags: tuple[str, ...] = ()  # every run's; a variant or --param adds "kubelet_flags": "..."
+    stand_ins: tuple[str, ...] = ()      # stand-ins in the causal chain, said in every report
+    # The symptom observations that make up the documented incident: all must
+    # be seen for `reproduces`; part of them is an incomplete chain.
+    key_symptoms: tuple[str, ...] = ()
+
+    def expected(self, ctx: Context) -> tuple[str, str]:
+        """(expected verdict, why), from what was read on the node (and the variant)."""
+        return self.record.expected(ctx.environment["packages"])
+
+    def variant_params(self, variant: str) -> dict:
+        """The settings of a variant ("" is the scenario's only form when it has none)."""
+        if variant and variant not in self.variants:
+            raise LabError(f"scenario {self.name} has no variant {variant!r}; "
+                           f"known: {', '.join(self.variants) or 'none'}")
+        return dict(self.variants.get(variant, {}))
+
+    def runs(self, target_names: list[str] | None = None, variant_names: list[str] | None = None
+             ) -> list[tuple[str, str]]:
+        """The (target, variant) pairs to run: the primary runs unless told."""
+        for v in variant_names or ():
+            self.variant_params(v)
+        if not target_names and not variant_names:
+            if self.primary_runs:
+                return list(self.primary_runs)
+            return [(t, "") for t in self.primary_targets or PRIMARY]
+        chosen_targets = target_names or list(dict.fromkeys(t for t, _ in self.runs()))
+        chosen_variants = variant_names or list(self.variants) or [""]
+        return [(t, v) for t in chosen_targets for v in chosen_variants]
+
+    def prepare(self, ctx: Context) -> None: ...
+    def inject(self, ctx: Context) -> None: ...
+    def detect(self, ctx: Context) -> None: ...
+    def recover(self, ctx: Context) -> None: ...
+    def verify(self, ctx: Context) -> None: ...
+    def teardown(self, ctx: Context) -> None: ...

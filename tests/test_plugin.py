@@ -1,0 +1,37 @@
+"""The pytest plugin makes every scenario module's test, with the same options."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from lab import pytest_plugin
+from lab.scenario import catalog
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_shipped_scenario_gets_one_test_per_primary_run():
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "scenarios"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120).stdout
+    collected = {line for line in out.splitlines() if "::" in line}
+    expected = {f"scenarios/test_{s.name}.py::test_{s.name}[{t}-{v}]" if v else
+                f"scenarios/test_{s.name}.py::test_{s.name}[{t}]"
+                for s in catalog.shipped().values() for t, v in s.runs()}
+    assert len(expected) == 10 and collected == expected
+
+
+def test_the_made_test_hands_target_variant_and_params_to_the_run(monkeypatch):
+    seen = []
+    monkeypatch.setattr("lab.scenario.runner.check", lambda *args: seen.append(args))
+
+    class Request:
+        module = type("module", (), {"SCENARIO": "the scenario"})
+    pytest_plugin._scenario_test("the lab", "xenial-ga", "v", {"cookie": "4294967040"}, Request())
+    assert seen == [("the lab", "the scenario", "xenial-ga", "v", {"cookie": "4294967040"})]
+
+
+def test_scenarios_are_found_from_any_directory(tmp_path):
+    # What `nodelab run` uses: the installed package, not ./scenarios.
+    code = "from lab.scenario import catalog; print(sorted(catalog.scenarios()))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "['apiqps', 'cookie', 'mountunits', 'pulls', 'zombies']", out.stderr
