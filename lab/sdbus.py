@@ -1,28 +1,38 @@
 """systemd's sd-bus cookie on PID 1's system-bus connection: probe and push.
 
 Probes work from outside PID 1: systemd's reply serial on the system bus *is*
-its cookie, read from the reply header by dbus-send. The push attaches gdb to
-the node's PID 1 and writes the cookie, but only at an address it has first
-verified: the value read there plus one must equal the serial of the reply
-systemd sends to our own Ping, twice in a row.
+its cookie, read from the reply header by dbus-send.
+
+The push never stops PID 1 for longer than one gdb batch and never puts a
+breakpoint in it (lab.gdb): the cookie is *located* without ptrace, by
+reading PID 1's memory through /proc/1/mem (lab/assets/nodelab-procmem.c)
+for the one uint64 that tracks systemd's reply serials to our Pings round
+after round (read after each reply, it lies at or above that reply's serial
+and below the next one's); it is then *written* by one gdb batch, only if
+the value there is still within reach of what was located, PID 1 stopped
+for that poke alone. With debug symbols, gdb also checks that the address
+is `cookie` of a `struct sd_bus` whose `is_system` is set, and the seeds'
+own diagnostic, `p /x bus->cookie`, is what the report quotes.
 """
 
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 
+from lab import cbuild, gdb
 from lab.errors import LabError
-from lab.gdb import Gdb
 from lab.nodes.base import Node
 
 PING = ["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.systemd1",
         "/org/freedesktop/systemd1", "org.freedesktop.DBus.Peer.Ping"]
-# offsetof(struct sd_bus, cookie) on x86-64, computed from each version's
-# headers; used only when debug symbols are absent, and verified before use.
-COOKIE_OFFSETS = {"219": 0x68, "229": 0x68, "252": 0x58}
 UINT32_MAX = 0xFFFFFFFF
 COOKIE_CYCLED = 0x80000000
+PROCMEM_IN_NODE = "/usr/local/sbin/nodelab-procmem"
+# How far past a reply's serial the cookie may have moved by the time it is
+# read (other messages PID 1 sends meanwhile), and how many rounds a located
+# address must track the serials before anything is written to it.
+WINDOW = 4096
+MIN_ROUNDS, MAX_ROUNDS = 3, 8
 
 
 @dataclass
@@ -48,145 +58,119 @@ def private_socket_answers(node: Node) -> tuple[bool, str]:
     return res.ok, (res.stdout + res.stderr).strip()
 
 
-@dataclass
-class Hit:
-    bus: int
-    cookie: int
+
+class InjectionFailed(LabError):
+    pass
 
 
 @dataclass
 class CookiePush:
-    located_by: str
-    bus_expr: str = "$rdi"    # how gdb names the bus at the breakpoint: "bus" with symbols
-    bus: int = 0
+    located_by: str = ""
     address: int = 0
+    bus: int | None = None             # the struct sd_bus, where debug symbols say so
     before: int | None = None
     written: int | None = None
     reply_serial_after: int | None = None
     verification: list[str] = field(default_factory=list)
     transcript: str = ""
 
-
-class InjectionFailed(LabError):
-    pass
-
-
-def _int(text: str) -> int:
-    m = re.search(r"(0x[0-9a-fA-F]+|\d+)", text or "")
-    if not m:
-        raise InjectionFailed(f"gdb printed no number: {text!r}")
-    return int(m.group(1), 0)
+    @property
+    def cookie_expr(self) -> str:
+        """How gdb names the cookie: the seeds' `bus->cookie` where symbols allow."""
+        if self.bus is not None:
+            return f"((struct sd_bus *) {self.bus:#x})->cookie"
+        return f"*(unsigned long *) {self.address:#x}"
 
 
-def _background_ping(node: Node) -> tuple[threading.Thread, dict]:
-    box: dict = {}
-    pinger = threading.Thread(target=lambda: box.setdefault("ping", ping_systemd(node, timeout=10)), daemon=True)
-    pinger.start()
-    return pinger, box
+def _procmem(node: Node, *args: str) -> dict[int, int]:
+    res = node.run([PROCMEM_IN_NODE, *args], timeout=60, check=False)
+    if res.rc != 0:
+        raise InjectionFailed(f"reading PID 1's memory failed (exit {res.rc}): {res.stderr.strip()[-300:]}")
+    values = {}
+    for line in res.stdout.split("\n"):
+        if line.strip():
+            address, value = line.split()
+            values[int(address, 16)] = int(value, 16)
+    return values
 
 
-def _hits_during_ping(g: Gdb, node: Node, bus_expr: str, offset: int, write: int | None = None,
-                      only_bus: int | None = None) -> tuple[list[Hit], Ping]:
-    """Ping systemd while PID 1 runs under a breakpoint on sd_bus_send; record
-    every hit's bus and cookie. PID 1 stops only for the few MI commands of
-    each hit. With `write`, the cookie is written at the first hit on
-    only_bus and PID 1 is left at that breakpoint (the caller detaches)."""
-    pinger, box = _background_ping(node)
-    hits: list[Hit] = []
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and (pinger.is_alive() or g.pending_stop()):
-        if g.wait_stop(0.3) is None:
-            continue
-        bus = _int(g.value(f"(unsigned long){bus_expr}"))
-        address = bus + offset
-        cookie = _int(g.value(f"*(unsigned long *){address}"))
-        hits.append(Hit(bus, cookie))
-        if write is not None and (only_bus is None or bus == only_bus):
-            g.mi(f'-gdb-set var *(unsigned long *){address} = {write}')
-            hits.append(Hit(bus, _int(g.value(f"*(unsigned long *){address}"))))
-            g.mi("-break-delete")
-            g.mi("-target-detach")
-            g.attached = False
-            break
-        g.cont()
-    pinger.join(timeout=15)
-    return hits, box.get("ping") or Ping(False, None, 0, "ping thread did not finish")
+def install_procmem(node: Node) -> None:
+    node.put_file(PROCMEM_IN_NODE, cbuild.static_binary("nodelab-procmem.c", "nodelab-procmem").read_bytes(), 0o755)
 
 
-def _locate(g: Gdb, node: Node, systemd_version: str, push: CookiePush) -> tuple[int, str]:
-    """Find the cookie's offset; returns (offset, expression for the bus)."""
-    line = re.split(r"[.\-+~]", systemd_version.split(":")[-1])[0]
-    symbolic = g.try_value("(unsigned long)&((struct sd_bus *)0)->cookie")
-    if symbolic is not None:
-        push.located_by = f"debug symbols: offsetof(struct sd_bus, cookie) = {_int(symbolic):#x}"
-        g.mi('-break-insert -c "bus->is_system" sd_bus_send')
-        push.bus_expr = "bus"
-        return _int(symbolic), "bus"
-    if line not in COOKIE_OFFSETS:
-        raise InjectionFailed(f"no debug symbols and no known cookie offset for systemd {systemd_version}")
-    push.located_by = (f"no debug symbols: offset {COOKIE_OFFSETS[line]:#x} for systemd {line} (from its "
-                       "headers), verified against reply serials")
-    g.mi("-break-insert sd_bus_send")
-    return COOKIE_OFFSETS[line], "$rdi"
+def _answered(node: Node) -> int:
+    ping = ping_systemd(node)
+    if not ping.answered or ping.serial is None:
+        raise InjectionFailed(f"systemd did not answer a system-bus Ping before the injection: {ping.raw[-300:]}")
+    return ping.serial
 
 
-def locate_cookie(node: Node, systemd_version: str) -> CookiePush:
-    """Find and verify the address of PID 1's system-bus cookie; writes nothing."""
-    g = Gdb(node, 1, provoke_stop=lambda: _background_ping(node))
-    push = CookiePush(located_by="")
-    try:
-        with g:
-            offset, bus_expr = _locate(g, node, systemd_version, push)
-            g.cont()
-            # 1. Which bus answers our Ping, and does cookie+1 == its reply serial?
-            hits, ping = _hits_during_ping(g, node, bus_expr, offset)
-            match = [h for h in hits if ping.serial is not None and h.cookie + 1 == ping.serial]
-            push.verification.append(f"round 1: {len(hits)} sd_bus_send calls; Ping reply serial {ping.serial}; "
-                                     f"matching cookie {'found' if match else 'NOT found'}")
-            if not match:
-                raise InjectionFailed("no sd_bus_send cookie + 1 matched systemd's reply serial "
-                                      f"({ping.serial}); refusing to write to an unverified address")
-            push.bus = match[0].bus
-            push.address = push.bus + offset
-            # 2. Same bus, next Ping: the cookie must have advanced to that reply serial - 1.
-            hits2, ping2 = _hits_during_ping(g, node, bus_expr, offset)
-            on_bus = [h for h in hits2 if h.bus == push.bus]
-            confirmed = ping2.serial is not None and any(h.cookie + 1 == ping2.serial for h in on_bus) \
-                and all(h.cookie >= ping.serial for h in on_bus)
-            push.verification.append(f"round 2: {len(on_bus)} calls on bus {push.bus:#x}; Ping reply serial "
-                                     f"{ping2.serial}; {'confirmed' if confirmed else 'NOT confirmed'}")
-            if not confirmed:
-                raise InjectionFailed("the cookie address did not track systemd's reply serials; not writing")
-            push.before = max(h.cookie for h in on_bus)
-    finally:
-        push.transcript = "\n".join(g.transcript)
+def locate_cookie(node: Node) -> CookiePush:
+    """Find PID 1's system-bus cookie without stopping PID 1; writes nothing."""
+    install_procmem(node)
+    push = CookiePush()
+    serial = _answered(node)
+    found = _procmem(node, "scan", "1", str(serial), str(serial + WINDOW))
+    push.verification.append(f"round 0: Ping reply serial {serial}; {len(found)} uint64 values in "
+                             f"[{serial}, {serial + WINDOW}] in PID 1's heap and anonymous memory")
+    rounds = 0
+    while found and rounds < MAX_ROUNDS and (len(found) > 1 or rounds < MIN_ROUNDS):
+        rounds += 1
+        serial = _answered(node)
+        # The cookie read after the previous reply was below this reply's serial...
+        earlier = {a: v for a, v in found.items() if v < serial}
+        now = _procmem(node, "read", "1", *(hex(a) for a in earlier)) if earlier else {}
+        # ...and, read after this reply, it has moved on and lies at or above its serial.
+        found = {a: v for a, v in now.items() if serial <= v <= serial + WINDOW and v > earlier[a]}
+        push.verification.append(f"round {rounds}: Ping reply serial {serial}; {len(found)} address(es) "
+                                 f"still track the reply serials")
+    if len(found) != 1:
+        raise InjectionFailed(f"{len(found)} addresses in PID 1 tracked systemd's reply serials over "
+                              f"{rounds} rounds (one is needed); refusing to write to an unverified address")
+    (push.address, push.before), = found.items()
+    push.located_by = (f"/proc/1/mem: the one uint64 that tracked systemd's reply serials over {rounds} Pings, "
+                       f"at {push.address:#x}")
+    # With debug symbols gdb names the struct around it.
+    offset = "(unsigned long) &((struct sd_bus *) 0)->cookie"
+    check = gdb.batch(node, 1, [f"p /x {offset}", f"p ((struct sd_bus *) ({push.address:#x} - {offset}))->is_system",
+                                f"p /x (unsigned long) {push.address:#x} - {offset}"])
+    push.transcript = check.transcript
+    if check.number(0) is None:
+        push.verification.append("no debug symbols for struct sd_bus: the address is known by the serials alone")
+    elif check.value(1) != "true":
+        raise InjectionFailed(f"gdb: the located address is not the cookie of a system bus "
+                              f"(is_system = {check.value(1)}); not writing")
+    else:
+        push.bus = check.number(2)
+        push.located_by += f", which gdb's debug symbols show is bus->cookie of the system bus {push.bus:#x}"
+        push.verification.append(f"debug symbols: offsetof(struct sd_bus, cookie) = {check.number(0):#x}; "
+                                 f"bus {push.bus:#x} is_system = true")
     return push
 
 
 def write_cookie(node: Node, push: CookiePush, value: int) -> CookiePush:
-    """Write `value` at the verified address, at PID 1's next send on that bus."""
-    g = Gdb(node, 1, provoke_stop=lambda: _background_ping(node))
-    try:
-        with g:
-            g.mi(f'-break-insert -c "(unsigned long){push.bus_expr} == {push.bus}" sd_bus_send')
-            g.cont()
-            hits, ping = _hits_during_ping(g, node, push.bus_expr, push.address - push.bus, write=value,
-                                           only_bus=push.bus)
-            push.written = value if any(h.cookie == value for h in hits) else None
-            push.reply_serial_after = ping.serial
-            push.verification.append(f"write: {value:#x} at {push.address:#x}; Ping reply serial "
-                                     f"{ping.serial if ping.serial is None else hex(ping.serial)}")
-    finally:
-        push.transcript += "\n" + "\n".join(g.transcript)
+    """Write `value` at the located address in one gdb batch, only while the
+    cookie there is still within WINDOW of where it was located."""
+    cell = f"*(unsigned long *) {push.address:#x}"
+    low, high = push.before, push.before + WINDOW
+    b = gdb.batch(node, 1, [f"p /x {cell}",
+                            f"set var {cell} = ({cell} >= {low} && {cell} <= {high}) ? {value} : {cell}",
+                            f"p /x {push.cookie_expr}"])
+    push.transcript += "\n" + b.transcript
+    now = b.number(2)
+    push.written = value if now == value else None
+    push.verification.append(f"write: {b.value(0)} -> {value:#x} at {push.address:#x} if within "
+                             f"[{low}, {high}]; gdb read back {b.value(2)}")
+    ping = ping_systemd(node, timeout=5)
+    push.reply_serial_after = ping.serial
+    push.verification.append(f"next Ping reply serial {hex(ping.serial) if ping.serial is not None else 'none'}")
     return push
 
 
-def read_cookie(node: Node, address: int) -> tuple[int, str]:
-    """Read the cookie at a verified address: attach, read, detach."""
-    g = Gdb(node, 1)
-    try:
-        with g:
-            value = _int(g.value(f"*(unsigned long *){address}"))
-    finally:
-        transcript = "\n".join(g.transcript)
-    return value, transcript
+def read_cookie(node: Node, push: CookiePush) -> tuple[int, str]:
+    """The seeds' diagnostic: gdb `p /x bus->cookie` (one batch: attach, print, detach)."""
+    b = gdb.batch(node, 1, [f"p /x {push.cookie_expr}"])
+    value = b.number(0)
+    if value is None:
+        raise InjectionFailed(f"gdb could not read {push.cookie_expr}: {b.outputs[0].strip()}")
+    return value, b.transcript

@@ -14,9 +14,12 @@ probe slice per invocation) waits for systemd's answers forever, holding
 docker's container lock; kubelet's PLEG relist inspects the container, blocks,
 and after 3 min the node is NotReady.
 
-The lab fast-forwards the months with gdb (pygdbmi) on the node's PID 1: the
-cookie is located (debug symbols, or a per-version offset verified against
-systemd's reply serials), set to 0xfffffff0, and PID 1 is released at once.
+The lab fast-forwards the months with gdb on the node's PID 1 (lab.sdbus): the
+cookie is located without stopping PID 1 (the one value in its memory that
+tracks systemd's reply serials; with debug symbols gdb confirms it is
+`bus->cookie` of the system bus), then set to 0xfffffff0 by one gdb batch
+in the node that detaches by itself: no breakpoint, and nothing the lab's
+side could leave half done if it were killed.
 
 Steady state: node Ready; a pod with an exec liveness probe every 2 s Running,
 and a pod whose container exits every few seconds restarting (without such workload the
@@ -128,7 +131,7 @@ class CookieOverflow(Scenario):
         # the lab picks such a moment: the restarter has exited and kubelet is
         # in its restart back-off, so its next start (a runc call, holding
         # docker's container lock) comes after the bus has died.
-        push = sdbus.locate_cookie(ctx.node, ctx.environment["packages"]["systemd"])
+        push = sdbus.locate_cookie(ctx.node)
         # Wait for the restarter to go from running into back-off: the whole
         # back-off (20 s or more) is then ahead.
         deadline = time.monotonic() + 120
@@ -145,12 +148,12 @@ class CookieOverflow(Scenario):
         ctx.timeline.injected_at = time.monotonic()
         push = sdbus.write_cookie(ctx.node, push, value)
         ctx.scratch["push"] = push
-        # Did it take? gdb read the value back at the verified address; then,
+        # Did it take? gdb read the value back at the located address; then,
         # seen from outside, our Ping's reply carries a serial just above it,
         # or (a busy bus: more than 15 sends before our reply) the cookie read
         # again is past it (affected) or has wrapped to 0x80000000 (fixed),
         # which nothing but the write can have caused.
-        now, transcript = sdbus.read_cookie(ctx.node, push.address)
+        now, transcript = sdbus.read_cookie(ctx.node, push)
         after = push.reply_serial_after
         took = push.written == value and (
             (after is not None and value < after <= value + 0x10) or now > value
@@ -182,11 +185,13 @@ class CookieOverflow(Scenario):
             ctx.observe("reply-serials-wrap-to-0x80000000", FIX, True,
                         f"{len(serials)} Pings answered; serials ... {trail} (wrapped at {hex(wrapped[0])})")
         # 2. The sources' own test: read the cookie again.
-        cookie, transcript = sdbus.read_cookie(node, push.address)
+        cookie, transcript = sdbus.read_cookie(node, push)
         if cookie > sdbus.UINT32_MAX:
-            ctx.observe("cookie-past-0xffffffff", SYMPTOM, True, f"bus->cookie = {cookie:#x}", transcript)
+            ctx.observe("cookie-past-0xffffffff", SYMPTOM, True, f"gdb: p /x {push.cookie_expr} = {cookie:#x}",
+                        transcript)
         else:
-            ctx.observe("cookie-read-again", EVIDENCE, True, f"bus->cookie = {cookie:#x}", transcript)
+            ctx.observe("cookie-read-again", EVIDENCE, True, f"gdb: p /x {push.cookie_expr} = {cookie:#x}",
+                        transcript)
         # 3. Watch runc and the node's Ready condition.
         injected = ctx.timeline.injected_at
         stuck_seen = notready_seen = False

@@ -18,6 +18,3 @@ def test_ping_timeout_is_not_answered():
     assert not ping.answered and ping.serial is None and "NoReply" in ping.raw
 
 
-def test_gdb_numbers():
-    assert sdbus._int("4294967280") == 0xFFFFFFF0
-    assert sdbus._int("0x68") == 0x68
