@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     os.environ["NODELAB_STATE_DIR"] = tempfile.mkdtemp(prefix="nodelab-bench-")
-    from lab.cluster import Lab
+    from lab.cluster.lab import Lab
     for target in args.target or ["xenial-ga", "bookworm"]:
         ups, downs = [], []
         for i in range(args.rounds):

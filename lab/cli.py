@@ -6,8 +6,9 @@ import sys
 import docker.errors
 import requests
 
-from lab import host, images, targets
-from lab.cluster import Lab, dump
+from lab import host
+from lab.build import images, targets
+from lab.cluster.lab import Lab, dump
 from lab.errors import LabError
 from lab.progress import console, say
 from lab.scenario.interrupt import Interrupted

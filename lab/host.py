@@ -8,9 +8,11 @@ from dataclasses import dataclass
 import docker
 import docker.errors
 
-from lab import capabilities, daemons, paths, shell
+from lab import paths, shell
+from lab.backends.docker import adapters as capabilities
+from lab.owned import daemons
 from lab.errors import LabError, PrerequisiteMissing
-from lab.state import LabState
+from lab.owned.state import LabState
 
 # command -> Debian package that provides it on the lab host.
 HOST_COMMANDS = {

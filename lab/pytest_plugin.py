@@ -12,7 +12,7 @@ the exact reason; a missing prerequisite is never a pass.
 
 import pytest
 
-from lab import targets
+from lab.build import targets
 from lab.errors import LabError
 from lab.scenario.definition import Scenario
 
@@ -80,14 +80,14 @@ def lab():
     """The lab, set up once per session. At the end, what the session created is
     removed, except the docker engine (`nodelab down` stops that); whatever
     existed before the session (a lab the user brought up) is left alone. The
-    session holds the lab throughout: a second run on it waits (lab.lablock)."""
+    session holds the lab throughout: a second run on it waits (lab.owned.lablock)."""
     import os
     if os.geteuid() != 0:
         pytest.skip("scenarios need root (nodes, mounts, gdb on PID 1)")
-    from lab.cluster import Lab
+    from lab.cluster.lab import Lab
     from lab.progress import say
     instance = Lab(say=say)
-    instance.claim()   # another run on this lab: wait for it (lab.lablock)
+    instance.claim()   # another run on this lab: wait for it (lab.owned.lablock)
     try:
         before = {(r.kind, r.ref) for r in instance.state.resources()}
         try:

@@ -31,7 +31,8 @@ import re
 import statistics
 import time
 
-from lab import timefmt, workload
+from lab import timefmt
+from lab.cluster import workload
 from lab.errors import LabError
 from lab.polling import until
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM

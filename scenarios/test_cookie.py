@@ -14,7 +14,7 @@ probe slice per invocation) waits for systemd's answers forever, holding
 docker's container lock; kubelet's PLEG relist inspects the container, blocks,
 and after 3 min the node is NotReady.
 
-The lab fast-forwards the months with gdb on the node's PID 1 (lab.sdbus): the
+The lab fast-forwards the months with gdb on the node's PID 1 (lab.nodetools.sdbus): the
 cookie is located without stopping PID 1 (the one value in its memory that
 tracks systemd's reply serials; with debug symbols gdb confirms it is
 `bus->cookie` of the system bus), then set to 0xfffffff0 by one gdb batch
@@ -35,8 +35,9 @@ node is Ready and stays Ready, new pods start.
 
 import time
 
-from lab import sdbus, workload
-from lab.nodes.base import Node
+from lab.cluster import workload
+from lab.nodetools import sdbus
+from lab.backends.node import Node
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import BugRecord, Fix
 from lab.scenario.context import Context

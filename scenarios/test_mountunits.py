@@ -45,7 +45,8 @@ cycle.
 
 import time
 
-from lab import paths, workload
+from lab import paths
+from lab.cluster import workload
 from lab.errors import LabError
 from lab.polling import until
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM

@@ -28,11 +28,12 @@ restarted with `--serialize-image-pulls=false` and the slow path again.
 import re
 import time
 
-from lab import timefmt, workload
+from lab import timefmt
+from lab.cluster import workload
 from lab.errors import LabError
 from lab.polling import until
 from lab.progress import say
-from lab.registry import Registry
+from lab.fixtures.registry import Registry
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import IMMUNE, REPRODUCES, BugRecord
 from lab.scenario.context import Context

@@ -45,14 +45,16 @@ import signal
 import time
 from pathlib import Path
 
-from lab import pidspace, procs, standins, workload
+from lab.build import standins
+from lab.cluster import workload
+from lab.nodetools import pidspace, procs
 from lab.polling import until
 from lab.errors import LabError
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord, Fix
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
-from lab.slowhttp import SlowEndpoint
+from lab.fixtures.slowhttp import SlowEndpoint
 
 RECORD = BugRecord(
     id="supercronic-zombie-flood",

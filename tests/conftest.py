@@ -20,7 +20,7 @@ def isolated_lab_dirs(tmp_path, monkeypatch):
 HOLDER = """
 import sys, time
 from pathlib import Path
-from lab.lablock import LabLock
+from lab.owned.lablock import LabLock
 LabLock(Path(sys.argv[1])).acquire()
 print("held", flush=True)
 time.sleep(60)
@@ -29,7 +29,7 @@ time.sleep(60)
 
 @pytest.fixture
 def hold_lab_elsewhere():
-    """Starts another process that holds the lab at a root (lab.lablock) and
+    """Starts another process that holds the lab at a root (lab.owned.lablock) and
     returns it once it holds it; the process is killed at the end of the test."""
     started = []
 

@@ -1,4 +1,4 @@
-from lab import capabilities
+from lab.backends.docker import adapters as capabilities
 
 
 def status_file(tmp_path, capbnd: str):

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from lab import cbuild, gdb, sdbus
-from lab.nodes.base import Node, Result
+from lab.build import cbuild
+from lab.nodetools import gdb, sdbus
+from lab.backends.node import Node, Result
 
 
 class FakeSystemd(Node):

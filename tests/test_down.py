@@ -4,10 +4,11 @@ import threading
 
 import pytest
 
-from lab import daemons, host, paths
-from lab.cluster import Lab
+from lab import host, paths
+from lab.owned import daemons
+from lab.cluster.lab import Lab
 from lab.errors import LabError
-from lab.state import Resource, process_start_time
+from lab.owned.state import Resource, process_start_time
 
 
 @pytest.fixture

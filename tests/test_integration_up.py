@@ -10,7 +10,7 @@ import pytest
 
 from lab import host
 from lab.errors import LabError
-from lab.state import owner_label
+from lab.owned.state import owner_label
 from tests.conftest import REAL_CACHE_DIR
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def engine():
 
 @pytest.mark.parametrize("target", list(EXPECTED))
 def test_up_joins_a_ready_node_and_down_leaves_nothing(target, engine, tmp_path, monkeypatch):
-    from lab.cluster import Lab
+    from lab.cluster.lab import Lab
     monkeypatch.setenv("NODELAB_STATE_DIR", str(tmp_path / "state"))
     if REAL_CACHE_DIR:                         # the run's real build cache, not the fast tests' empty one
         monkeypatch.setenv("NODELAB_CACHE_DIR", REAL_CACHE_DIR)

@@ -4,7 +4,7 @@ import sys
 import textwrap
 import threading
 
-from lab.lablock import LOCK_FILE, LabLock
+from lab.owned.lablock import LOCK_FILE, LabLock
 
 TRY_LOCK = textwrap.dedent("""
     import fcntl, sys

@@ -1,6 +1,6 @@
 import pytest
 
-from lab.nodes.base import CommandFailed, Node, Result
+from lab.backends.node import CommandFailed, Node, Result
 
 
 class ScriptedNode(Node):

@@ -1,4 +1,4 @@
-from lab import pidspace
+from lab.nodetools import pidspace
 
 
 def test_pid_max_leaves_exactly_the_free_pids_asked_for():

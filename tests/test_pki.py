@@ -2,7 +2,7 @@ import ipaddress
 
 from cryptography import x509
 
-from lab import pki
+from lab.cluster import pki
 
 
 def test_apiserver_certificate_is_signed_by_the_lab_ca_for_the_gateway(tmp_path):

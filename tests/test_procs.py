@@ -2,7 +2,7 @@ import os
 import subprocess
 import time
 
-from lab import procs
+from lab.nodetools import procs
 
 
 def test_an_unreaped_child_is_counted_as_a_zombie_until_it_is_reaped():

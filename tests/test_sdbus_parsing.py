@@ -1,5 +1,5 @@
-from lab import sdbus
-from lab.nodes.base import Result
+from lab.nodetools import sdbus
+from lab.backends.node import Result
 from tests.test_node_interface import ScriptedNode
 
 # What dbus-send printed on the xenial-ga node (dbus 1.10) for the Ping.

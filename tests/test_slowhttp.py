@@ -1,7 +1,7 @@
 import time
 import urllib.request
 
-from lab.slowhttp import SlowEndpoint
+from lab.fixtures.slowhttp import SlowEndpoint
 
 
 def test_the_endpoint_answers_after_its_delay_and_counts_requests():

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from lab import procs, standins
+from lab.build import standins
+from lab.nodetools import procs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
                                 reason="needs root and unshare to make the stand-in a PID namespace's PID 1")

@@ -1,7 +1,7 @@
 import subprocess
 
-from lab import daemons
-from lab.state import LabState, Resource, owner_label, process_start_time
+from lab.owned import daemons
+from lab.owned.state import LabState, Resource, owner_label, process_start_time
 
 
 def test_record_forget_and_removal_order(tmp_path):

@@ -2,7 +2,7 @@ import socket
 import threading
 import time
 
-from lab.throttle import ThrottledRelay
+from lab.fixtures.throttle import ThrottledRelay
 
 
 def _server(payload: bytes) -> tuple[socket.socket, int]:

@@ -6,15 +6,15 @@ from dataclasses import dataclass, field
 
 from lab import polling
 from lab.errors import LabError
-from lab.kube import Kube
-from lab.nodes.base import Node
+from lab.cluster.kube import Kube
+from lab.backends.node import Node
 from lab.progress import say
 from lab.scenario.evidence import Timeline
 
 
 @dataclass
 class Context:
-    lab: "object"                                     # lab.cluster.Lab
+    lab: "object"                                     # lab.cluster.lab.Lab
     node: Node
     kube: Kube
     timeline: Timeline

@@ -14,7 +14,7 @@ import shlex
 import time
 import traceback
 
-from lab.cluster import report_environment
+from lab.cluster.lab import report_environment
 from lab.progress import say
 from lab.scenario import report as reports
 from lab.scenario.context import Context
@@ -23,7 +23,7 @@ from lab.scenario.evidence import STEADY, SYMPTOM, Timeline
 from lab.scenario.interrupt import Interrupted, catching_signals
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, INTERRUPTED, REPRODUCES
 from lab.scenario.verdict import derive_verdict
-from lab.targets import Target
+from lab.build.targets import Target
 
 PHASES = ("prepare", "inject", "detect", "recover", "verify")
 

@@ -15,10 +15,12 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import daemons, paths, pki
+from lab import paths
+from lab.cluster import pki
+from lab.owned import daemons
 from lab.errors import LabError
-from lab.kubebins import KubeBinaries
-from lab.state import LabState, Resource
+from lab.build.kubebins import KubeBinaries
+from lab.owned.state import LabState, Resource
 
 API_PORT = 6443
 ROLES = ("etcd", "kube-apiserver", "kube-controller-manager")

@@ -12,13 +12,18 @@ from pathlib import Path
 
 import docker.errors
 
-from lab import capabilities, controlplane, daemons, host, images, kubebins, paths, registry, targets
+from lab import host, paths
+from lab.backends.docker import adapters as capabilities
+from lab.build import images, kubebins, targets
+from lab.cluster import controlplane
+from lab.fixtures import registry
+from lab.owned import daemons
 from lab.errors import LabError
-from lab.kube import Kube
-from lab.lablock import LabLock
-from lab.nodes import docker as docker_nodes
-from lab.nodes.docker import DockerNode
-from lab.state import LabState, Resource, owner_label
+from lab.cluster.kube import Kube
+from lab.owned.lablock import LabLock
+from lab.backends.docker import node as docker_nodes
+from lab.backends.docker.node import DockerNode
+from lab.owned.state import LabState, Resource, owner_label
 
 KUBELET_UNIT = """[Unit]
 Description=kubelet (nodelab)
@@ -47,7 +52,7 @@ class Lab:
 
     # -- ground -------------------------------------------------------------
     def claim(self) -> None:
-        """Hold the lab for this process (lab.lablock): whatever changes it
+        """Hold the lab for this process (lab.owned.lablock): whatever changes it
         does this first, and waits while another run holds it."""
         self.lock.acquire()
 

@@ -4,7 +4,7 @@ Probes work from outside PID 1: systemd's reply serial on the system bus *is*
 its cookie, read from the reply header by dbus-send.
 
 The push never stops PID 1 for longer than one gdb batch and never puts a
-breakpoint in it (lab.gdb): the cookie is *located* without ptrace, by
+breakpoint in it (lab.nodetools.gdb): the cookie is *located* without ptrace, by
 reading PID 1's memory through /proc/1/mem (lab/assets/nodelab-procmem.c)
 for the one uint64 that tracks systemd's reply serials to our Pings round
 after round (read after each reply, it lies at or above that reply's serial
@@ -19,9 +19,10 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from lab import cbuild, gdb
+from lab.build import cbuild
+from lab.nodetools import gdb
 from lab.errors import LabError
-from lab.nodes.base import Node
+from lab.backends.node import Node
 
 PING = ["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.systemd1",
         "/org/freedesktop/systemd1", "org.freedesktop.DBus.Peer.Ping"]

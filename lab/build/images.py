@@ -20,10 +20,11 @@ from pathlib import Path
 
 import docker.errors
 
-from lab import archives, paths, shell
+from lab import paths, shell
+from lab.build import archives
 from lab.errors import LabError
-from lab.state import LabState, Resource, owner_label
-from lab.targets import UBUNTU_ARCHIVE_KEY, Target
+from lab.owned.state import LabState, Resource, owner_label
+from lab.build.targets import UBUNTU_ARCHIVE_KEY, Target
 
 NODE_REPO = "nodelab/node"
 ROOTFS_REPO = "nodelab/rootfs"
@@ -223,7 +224,7 @@ def _remove_container(client, name: str) -> None:
 
 def listing(client) -> list[dict]:
     """Every target with what is built for it."""
-    from lab.targets import TARGETS
+    from lab.build.targets import TARGETS
     rows = []
     for target in TARGETS.values():
         if target.unavailable:

@@ -14,10 +14,11 @@ import time
 
 import docker.errors
 
-from lab import capabilities, paths
+from lab import paths
+from lab.backends.docker import adapters as capabilities
 from lab.errors import LabError
-from lab.nodes.base import Node, Result
-from lab.state import LabState, Resource, owner_label
+from lab.backends.node import Node, Result
+from lab.owned.state import LabState, Resource, owner_label
 
 ASSETS_IN_NODE = "/usr/local/lib/nodelab"
 KUBELET_IN_NODE = "/opt/nodelab/kube/kubelet"

@@ -19,7 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import archives, paths, shell
+from lab import paths, shell
+from lab.build import archives
 from lab.errors import LabError, PrerequisiteMissing
 
 COMPONENTS = ("kubelet", "kube-apiserver", "kube-controller-manager")

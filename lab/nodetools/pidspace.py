@@ -14,9 +14,10 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lab import procs, shell
+from lab import shell
+from lab.nodetools import procs
 from lab.errors import LabError
-from lab.nodes.docker import DockerNode
+from lab.backends.docker.node import DockerNode
 
 RESERVED_PIDS = 300         # kernel/pid.c: PIDs below this are not reused after the first wrap
 PER_NAMESPACE_PID_MAX = (6, 14)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from lab.errors import LabError
-from lab.state import LabState, Resource, process_start_time
+from lab.owned.state import LabState, Resource, process_start_time
 
 
 def start(state: LabState, role: str, argv: list[str], log: Path, env: dict | None = None) -> int:

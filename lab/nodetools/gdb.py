@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pygdbmi import gdbmiparser
 
 from lab.errors import LabError
-from lab.nodes.base import Node
+from lab.backends.node import Node
 
 MARK = "@@nodelab-gdb-command-"
 # $1: target pid, $2: seconds gdb may take, $3: output file; the rest: gdb's arguments.

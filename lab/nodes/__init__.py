@@ -1,1 +1,0 @@
-"""Nodes: what scenarios act on, behind one interface (docker backend today)."""
