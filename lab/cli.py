@@ -6,8 +6,8 @@ import sys
 import docker.errors
 import requests
 
-from lab import host
-from lab.build import images, targets
+from lab import backends, host
+from lab.build import targets
 from lab.cluster.lab import Lab, dump
 from lab.errors import LabError
 from lab.progress import console, say
@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nodelab", description="Reproduce Kubernetes node bugs on throw-away nodes.")
     parser.add_argument("--kube-binaries", metavar="DIR",
                         help="use kubelet/kube-apiserver/kube-controller-manager from DIR instead of building them")
+    parser.add_argument("--backend", default="docker", help=f"what nodes are ({', '.join(backends.BACKENDS)}; "
+                                                            "default docker)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("setup", help="install host packages, start a docker engine, build Kubernetes binaries")
     sub.add_parser("doctor", help="what this host can and cannot run, and why")
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _lab(args) -> Lab:
-    return Lab(say=say, kube_binaries=args.kube_binaries)
+    return Lab(say=say, kube_binaries=args.kube_binaries, backend=args.backend)
 
 
 def cmd_setup(args) -> int:
@@ -79,11 +81,13 @@ def cmd_setup(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    checks = host.doctor()
+    backend = _lab(args).backend
+    checks = host.doctor() + backend.doctor()
     for c in checks:
         print(f"{'ok ' if c.ok else 'NO '} {c.name}: {c.detail}")
     for t in targets.TARGETS.values():
-        print(f"{'NO ' if t.unavailable else 'ok '} target {t.name}: {t.unavailable or t.summary}")
+        why = backend.unavailable(t)
+        print(f"{'NO ' if why else 'ok '} target {t.name} ({backend.name} backend): {why or t.summary}")
     return 0 if all(c.ok for c in checks if c.name in ("host packages", "root", "docker engine")) else 1
 
 
@@ -92,9 +96,9 @@ def cmd_images(args) -> int:
     if args.action == "build":
         if not args.target:
             raise LabError("images build needs a TARGET: " + ", ".join(targets.TARGETS))
-        print(images.build_node_image(lab.client, lab.state, targets.get(args.target), say, force=True))
+        print(lab.ground().image(targets.get(args.target), force=True))
         return 0
-    for row in images.listing(lab.client):
+    for row in lab.ground().image_listing():
         print(f"{row['target']:10} {row['status']}\n{'':10} {row['summary']}")
     return 0
 

@@ -12,6 +12,7 @@ the exact reason; a missing prerequisite is never a pass.
 
 import pytest
 
+from lab import backends
 from lab.build import targets
 from lab.errors import LabError
 from lab.scenario.definition import Scenario
@@ -40,6 +41,7 @@ def pytest_addoption(parser):
                      help="scenario variant(s); 'all' for every variant (default: primary runs)")
     parser.addoption("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="scenario parameter, e.g. supercronic=/path/to/supercronic")
+    parser.addoption("--backend", default="docker", help="what nodes are (default: docker)")
 
 
 def pytest_generate_tests(metafunc):
@@ -57,10 +59,16 @@ def pytest_generate_tests(metafunc):
     # A scenario without variants ignores --variant (it has only its one form).
     runs = scenario.runs(chosen or None, [v for v in variants if v in scenario.variants] or None)
 
+    try:
+        backend = backends.backend_class(metafunc.config.getoption("--backend"))
+    except LabError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    cannot = backend.cannot_run(scenario.requires)
+
     def param(t: str, v: str):
-        marks = [pytest.mark.skip(reason=f"target {t}: {targets.TARGETS[t].unavailable}")] \
-            if targets.TARGETS[t].unavailable else []
-        return pytest.param(t, v, id=f"{t}-{v}" if v else t, marks=marks)
+        why = cannot or (f"target {t}: {backend.unavailable(targets.TARGETS[t])}"
+                         if backend.unavailable(targets.TARGETS[t]) else None)
+        return pytest.param(t, v, id=f"{t}-{v}" if v else t, marks=[pytest.mark.skip(reason=why)] if why else [])
 
     metafunc.parametrize(("target", "variant"), [param(t, v) for t, v in runs])
 
@@ -76,7 +84,7 @@ def params(request) -> dict:
 
 
 @pytest.fixture(scope="session")
-def lab():
+def lab(request):
     """The lab, set up once per session. At the end, what the session created is
     removed, except the docker engine (`nodelab down` stops that); whatever
     existed before the session (a lab the user brought up) is left alone. The
@@ -86,7 +94,7 @@ def lab():
         pytest.skip("scenarios need root (nodes, mounts, gdb on PID 1)")
     from lab.cluster.lab import Lab
     from lab.progress import say
-    instance = Lab(say=say)
+    instance = Lab(say=say, backend=request.config.getoption("--backend"))
     instance.claim()   # another run on this lab: wait for it (lab.owned.lablock)
     try:
         before = {(r.kind, r.ref) for r in instance.state.resources()}

@@ -87,7 +87,7 @@ class SerializedPulls(Scenario):
 
     # -- prepare ----------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
-        _, gateway = ctx.lab.network()
+        gateway = ctx.lab.host_address()
         t0 = time.monotonic()
         registry = Registry(ctx.lab.state, gateway, ctx.setting("slow_kib_per_s") * 1024).start(say)
         ctx.scratch["registry"] = registry

@@ -109,6 +109,9 @@ class ZombieFlood(Scenario):
     primary_runs = (("bookworm", "supercronic"), ("bookworm", "tini"))
     keyed_on_packages = False
     key_symptoms = ("zombies-pile-up", "pid-space-exhausted", "fork-failures-logged")
+    # Zombies, PIDs and fork failures are read from the host's /proc and
+    # cgroupfs, which keep answering when the node itself cannot fork.
+    requires = ("host_sees_node_processes",)
 
     def expected(self, ctx: Context) -> tuple[str, str]:
         if ctx.params.get("pid1") == "tini":
@@ -130,7 +133,7 @@ class ZombieFlood(Scenario):
     # -- prepare ----------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
         node = ctx.node
-        _, gateway = ctx.lab.network()
+        gateway = ctx.lab.host_address()
         ctx.scratch["endpoint"] = SlowEndpoint(gateway, ctx.setting("curl_seconds")).start()
         runner = ctx.params.get("supercronic")
         if runner:

@@ -74,9 +74,6 @@ class FakeSystemd(Node):
     def get_file(self, path):
         return b""
 
-    def pid1_host_pid(self):
-        return 1
-
     def testinfra_host(self):
         return None
 

@@ -2,9 +2,11 @@ import signal
 import subprocess
 import threading
 
+import docker.errors
 import pytest
 
-from lab import host, paths
+from lab import paths
+from lab.backends.docker import engine as docker_engine
 from lab.owned import daemons
 from lab.cluster.lab import Lab
 from lab.errors import LabError
@@ -15,7 +17,7 @@ from lab.owned.state import Resource, process_start_time
 def no_engine(monkeypatch):
     def refuse(timeout=0):
         raise LabError("no engine in fast tests")
-    monkeypatch.setattr(host, "docker_client", refuse)
+    monkeypatch.setattr(docker_engine, "docker_client", refuse)
 
 
 def test_down_removes_recorded_processes_and_dirs_but_keeps_what_it_is_told(no_engine, tmp_path):
@@ -80,16 +82,18 @@ class EngineThatStops:
         return []
 
     def get(self, name):
-        return self.list()
+        self.list()
+        raise docker.errors.NotFound(f"no {name}")
 
 
 def test_down_does_not_talk_to_the_engine_it_stopped(monkeypatch):
     engine = subprocess.Popen(["sleep", "60"])
     client = EngineThatStops(engine)
-    monkeypatch.setattr(host, "docker_client", lambda timeout=0: client)
+    monkeypatch.setattr(docker_engine, "docker_client", lambda timeout=0: client)
     lab = Lab(say=lambda m: None)
     lab.state.record(Resource("process", f"pid:{engine.pid}", "dockerd",
                               {"start_time": process_start_time(engine.pid)}))
+    lab.state.record(Resource("network", "nodelab-net", "network"))   # removed by label already: forgotten too
     try:
         removed = lab.down()
         engine.wait(timeout=20)

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from lab import host
+from lab.backends.docker import engine as docker_engine
 from lab.errors import LabError
 from lab.owned.state import owner_label
 from tests.conftest import REAL_CACHE_DIR
@@ -26,7 +26,7 @@ def engine():
     if os.geteuid() != 0:
         pytest.skip("needs root: node containers, mounts")
     try:
-        return host.docker_client(timeout=10)
+        return docker_engine.docker_client(timeout=10)
     except LabError as exc:
         pytest.skip(f"no docker engine answers ({exc}); run `nodelab setup` first")
 

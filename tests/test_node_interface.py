@@ -24,9 +24,6 @@ class ScriptedNode(Node):
     def get_file(self, path):
         raise NotImplementedError
 
-    def pid1_host_pid(self):
-        return 1
-
     def testinfra_host(self):
         return None
 

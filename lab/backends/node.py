@@ -1,9 +1,11 @@
 """The node interface every backend implements.
 
-A backend supplies five primitives (exec with a timeout, file put/get, PID 1
-as the host sees it, a testinfra host); everything else here is built on
-`run`, so an SSH-reached node (Vagrant or qemu VM, a staging machine through
-paramiko) gets it for free.
+A backend's node supplies four primitives (exec with a timeout, file
+put/get, a testinfra host) and a command line for interactive tools;
+everything else here is built on `run`, so an SSH-reached node (a qemu or
+Vagrant VM, a staging machine through paramiko) gets it for free. What only
+some backends can do (see the host's view of a node's processes) is theirs,
+declared in their Capabilities (lab.backends.base).
 """
 
 import shlex
@@ -33,6 +35,12 @@ class CommandFailed(Exception):
 class Node(ABC):
     name: str
     backend: str
+    target: str = ""
+
+    @property
+    def adapters(self) -> list[str]:
+        """Sandbox adapters active on this node (lab.backends.docker.adapters); none by default."""
+        return []
 
     @abstractmethod
     def _exec(self, argv: list[str], timeout: float, stdin: bytes | None) -> Result:
@@ -50,27 +58,12 @@ class Node(ABC):
     def get_file(self, path: str) -> bytes: ...
 
     @abstractmethod
-    def pid1_host_pid(self) -> int:
-        """PID of the node's PID 1 (its systemd) as the lab host sees it."""
-
-    @abstractmethod
     def testinfra_host(self):
         """A testinfra Host for assertions on this node."""
-
-    def _exec_outside_pid_namespace(self, argv: list[str], timeout: float) -> Result:
-        """Run argv with the node's files and network as a process of the lab
-        host's PID namespace; backends that cannot (an SSH-reached node) say so."""
-        from lab.errors import LabError
-        raise LabError(f"{self.backend} nodes cannot run commands outside their PID namespace")
 
     def run(self, cmd: str | list[str], timeout: float = 60, check: bool = True,
             stdin: bytes | None = None) -> Result:
         return self._run(lambda argv, t: self._exec(argv, t, stdin), cmd, timeout, check)
-
-    def run_outside_pid_namespace(self, cmd: str | list[str], timeout: float = 60, check: bool = False) -> Result:
-        """`run`, but works when the node has no PIDs left (a `docker exec`'d
-        process needs one): for journals and files read from a full node."""
-        return self._run(self._exec_outside_pid_namespace, cmd, timeout, check)
 
     def _run(self, execute, cmd: str | list[str], timeout: float, check: bool) -> Result:
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)

@@ -1,8 +1,9 @@
-"""The lab as a whole: host engine, binaries, images, control plane, nodes.
+"""The lab as a whole: a backend's nodes, the Kubernetes binaries, the control plane.
 
-`Lab.up()` brings nodes to Ready against the lab's API server; `Lab.down()`
-removes exactly what the state file records (and any container or network
-carrying this lab's owner label), also after an earlier run crashed.
+`Lab.up()` brings nodes to Ready against the lab's API server, the same way
+for every backend (kubelet's unit and flags); `Lab.down()` removes exactly
+what the state file records (the backend sweeps what carries this lab's
+label too), also after an earlier run crashed.
 """
 
 import json
@@ -10,20 +11,17 @@ import shutil
 import time
 from pathlib import Path
 
-import docker.errors
-
-from lab import host, paths
-from lab.backends.docker import adapters as capabilities
-from lab.build import images, kubebins, targets
+from lab import backends, host, paths
+from lab.backends.base import Backend
+from lab.backends.node import Node
+from lab.build import kubebins, targets
 from lab.cluster import controlplane
+from lab.cluster.kube import Kube
+from lab.errors import LabError
 from lab.fixtures import registry
 from lab.owned import daemons
-from lab.errors import LabError
-from lab.cluster.kube import Kube
 from lab.owned.lablock import LabLock
-from lab.backends.docker import node as docker_nodes
-from lab.backends.docker.node import DockerNode
-from lab.owned.state import LabState, Resource, owner_label
+from lab.owned.state import LabState
 
 KUBELET_UNIT = """[Unit]
 Description=kubelet (nodelab)
@@ -41,13 +39,14 @@ WantedBy=multi-user.target
 
 
 class Lab:
-    def __init__(self, say=print, kube_binaries: str | None = None):
+    def __init__(self, say=print, kube_binaries: str | None = None, backend: str = "docker"):
         self.say = say
         self.state = LabState()
         self.lock = LabLock(self.state.root, say)
+        self.backend: Backend = backends.get(backend, self.state, say)
         self._kube_binaries_dir = kube_binaries
-        self._client = None
         self._bins = None
+        self._ground_ready = False
         self.sandbox_image: str | None = None   # also the workload image (busybox)
 
     # -- ground -------------------------------------------------------------
@@ -59,15 +58,14 @@ class Lab:
     def release(self) -> None:
         self.lock.release()
 
-    @property
-    def client(self):
-        """The docker engine; the first use claims the lab, installs missing
-        host packages (what `nodelab setup` does) and starts dockerd if none answers."""
-        if self._client is None:
+    def ground(self) -> Backend:
+        """The backend, ready to use: the first call claims the lab and installs
+        missing host packages (what `nodelab setup` does)."""
+        if not self._ground_ready:
             self.claim()
             host.install_packages(self.say)
-            self._client = host.ensure_docker_engine(self.state, self.say)
-        return self._client
+            self._ground_ready = True
+        return self.backend
 
     @property
     def bins(self) -> kubebins.KubeBinaries:
@@ -77,54 +75,40 @@ class Lab:
 
     def setup(self) -> list[str]:
         done = [f"installed {p}" for p in host.install_packages(self.say)]
-        self.client  # noqa: B018 - starts dockerd when none answers
-        done.append(f"docker engine {self.client.version().get('Version')} answers")
+        backend = self.ground()
+        if backend.name == "docker":
+            done.append(f"docker engine {backend.client.version().get('Version')} answers")
         done.append(f"kubernetes binaries {self.bins.version} ({self.bins.origin}) in {self.bins.directory}")
         done.append(f"docker-registry (Debian's, not installed) at {registry.binary(self.say)}")
         return done
 
-    def network(self) -> tuple[str, str]:
-        """The lab's docker network and its gateway address."""
-        name = f"nodelab-{owner_label()}"
-        try:
-            net = self.client.networks.get(name)
-        except docker.errors.NotFound:
-            self.state.record(Resource("network", name, "network"))
-            net = self.client.networks.create(name, driver="bridge",
-                                              labels={"nodelab.owner": owner_label()})
-            net.reload()
-        configs = net.attrs.get("IPAM", {}).get("Config") or []
-        gateway = next((c.get("Gateway") for c in configs if c.get("Gateway")), None)
-        if not gateway:
-            raise LabError(f"docker network {name} has no gateway address")
-        return name, gateway
+    def host_address(self) -> str:
+        """The lab host's address as nodes see it (control plane, fixtures)."""
+        return self.ground().host_address()
 
     def control_plane(self) -> controlplane.ControlPlane:
-        _, gateway = self.network()
-        return controlplane.ensure(self.state, gateway, self.bins, self.say)
+        return controlplane.ensure(self.state, self.host_address(), self.bins, self.say)
 
     def kube(self, namespace: str = "default") -> Kube:
         return Kube(self.control_plane().kubeconfig, namespace)
 
     # -- nodes --------------------------------------------------------------
     def up(self, target: "str | targets.Target", count: int = 1, kubelet_flags: tuple[str, ...] = (),
-           prefix: str | None = None) -> list[DockerNode]:
+           prefix: str | None = None) -> list[Node]:
         target = targets.runnable(target) if isinstance(target, str) else target
-        image = images.build_node_image(self.client, self.state, target, self.say)
-        sandbox = images.busybox_image(self.client, self.say)
-        self.sandbox_image = sandbox
+        backend = self.ground()
+        image = backend.image(target)
+        self.sandbox_image = sandbox = backend.sandbox_image()
         cp = self.control_plane()
-        network, _ = self.network()
         kube = Kube(cp.kubeconfig)
         started = []
         for i in range(count):
-            name = self._free_name(prefix or f"nodelab-{target.name}", i)
+            name = backend.free_name(prefix or f"nodelab-{target.name}", i)
             t0 = time.monotonic()
-            self.say(f"booting node {name} ({target.name})")
-            node = docker_nodes.start(self.client, self.state, name=name, image=image, target=target.name,
-                                      network=network, kube_bin_dir=str(self.bins.directory))
+            self.say(f"booting node {name} ({target.name}, {backend.name} backend)")
+            node = backend.start_node(name, target, image, self.bins.directory)
             try:
-                node.load_image(sandbox)
+                backend.load_image(node, sandbox)
                 self._start_kubelet(node, cp, sandbox, kubelet_flags)
                 kube.wait_ready(name, timeout=180)
             except BaseException as exc:
@@ -138,47 +122,31 @@ class Lab:
             started.append(node)
         return started
 
-    def _free_name(self, base: str, index: int) -> str:
-        existing = {c.name for c in self.client.containers.list(all=True)}
-        n = index + 1
-        while f"{base}-{n}" in existing:
-            n += 1
-        return f"{base}-{n}"
-
-    def _start_kubelet(self, node: DockerNode, cp, sandbox_image: str, extra: tuple[str, ...]) -> None:
-        node.container.reload()
-        ip = node.container.attrs["NetworkSettings"]["Networks"][self.network()[0]]["IPAddress"]
+    def _start_kubelet(self, node: Node, cp, sandbox_image: str, extra: tuple[str, ...]) -> None:
         flags = [
             "--kubeconfig=/etc/kubernetes/kubelet.kubeconfig", f"--hostname-override={node.name}",
-            f"--node-ip={ip}", "--container-runtime=docker", "--cgroup-driver=systemd",
+            f"--node-ip={self.backend.node_address(node)}", "--container-runtime=docker", "--cgroup-driver=systemd",
             f"--pod-infra-container-image={sandbox_image}", "--fail-swap-on=false",
             "--image-gc-high-threshold=100", "--image-gc-low-threshold=99",
             "--eviction-hard=memory.available<100Mi", "--v=1", *extra,
         ]
         node.put_file("/etc/kubernetes/kubelet.kubeconfig", cp.kubeconfig_for("kubelet"), 0o600)
         node.put_file("/etc/systemd/system/kubelet.service",
-                      KUBELET_UNIT.format(exec_start=" ".join([docker_nodes.KUBELET_IN_NODE, *flags])))
+                      KUBELET_UNIT.format(exec_start=" ".join([self.backend.kubelet_in_node, *flags])))
         node.run("systemctl daemon-reload && systemctl enable kubelet.service && systemctl restart kubelet.service",
                  timeout=60)
 
-    def restart_kubelet(self, node: DockerNode, kubelet_flags: tuple[str, ...] = ()) -> None:
+    def restart_kubelet(self, node: Node, kubelet_flags: tuple[str, ...] = ()) -> None:
         """Rewrite the node's kubelet unit with these extra flags and restart it
         (the node keeps its containers; the API object stays)."""
-        self._start_kubelet(node, self.control_plane(), self.sandbox_image or images.busybox_image(self.client, self.say),
+        self._start_kubelet(node, self.control_plane(), self.sandbox_image or self.ground().sandbox_image(),
                             kubelet_flags)
 
-    def node(self, name: str) -> DockerNode:
-        return docker_nodes.attach(self.client, name)
+    def node(self, name: str) -> Node:
+        return self.ground().attach(name)
 
-    def remove_node(self, node: DockerNode) -> None:
-        try:
-            node.container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        self.state.forget("container", node.name)
-        node_dir = paths.state_dir() / "nodes" / node.name
-        shutil.rmtree(node_dir, ignore_errors=True)
-        self.state.forget("dir", str(node_dir))
+    def remove_node(self, node: Node) -> None:
+        self.backend.remove_node(node)
         try:
             cp = controlplane.current(self.state)
             if cp:
@@ -191,85 +159,50 @@ class Lab:
         cp = controlplane.current(self.state)
         rows = []
         try:
-            client = host.docker_client(timeout=10)
-            nodes = docker_nodes.nodes(client)
+            nodes = self.backend.nodes()
         except LabError as exc:
-            nodes, client = [], None
+            nodes = []
             rows.append({"error": str(exc)})
         kube = Kube(cp.kubeconfig) if cp and cp.healthy() else None
         for node in nodes:
             cond = kube.condition(node.name) if kube else None
             rows.append({"node": node.name, "target": node.target, "adapters": node.adapters,
                          "ready": cond.status if cond else "?", "message": cond.message if cond else ""})
-        return {"control_plane": cp.endpoint if cp else None, "kubeconfig": str(cp.kubeconfig) if cp else None,
-                "adapters_on_this_host": capabilities.sandbox_adapters(), "nodes": rows,
+        return {"backend": self.backend.name, "control_plane": cp.endpoint if cp else None,
+                "kubeconfig": str(cp.kubeconfig) if cp else None, "nodes": rows,
+                "checks": {c.name: c.detail for c in self.backend.doctor() if c.name != "docker engine"},
                 "processes": [r.role for r in self.state.resources("process") if daemons.running(r)],
                 "state_file": str(self.state.file)}
 
     def down(self, keep=lambda resource: False) -> list[str]:
-        """Remove what the state records (except what `keep` selects), then
-        sweep containers and networks labelled as this lab's."""
+        """Remove what the state records (except what `keep` selects): first
+        the backend's nodes and networks, while its engine still answers, then
+        the processes (control plane, fixtures, an engine the lab started),
+        then the directories."""
         self.claim()
-        removed = []
-        client = None
-        try:
-            client = host.docker_client(timeout=30)
-        except LabError:
-            pass
+        removed = self.backend.reset(keep)
         for res in self.state.removal_order():
             if keep(res):
                 continue
-            if res.kind == "container" and client:
-                try:
-                    client.containers.get(res.ref).remove(force=True)
-                    removed.append(f"container {res.ref}")
-                except docker.errors.NotFound:
-                    pass
-            elif res.kind == "process":
+            if res.kind == "process":
                 if daemons.running(res):
-                    if res.role == "dockerd" and client:
-                        self._sweep(client, removed, keep)
                     daemons.stop(res)
                     removed.append(f"process {res.role} ({res.ref})")
-                    if res.role == "dockerd":
-                        client = None   # the engine is gone; nothing more to ask it
-            elif res.kind == "network" and client:
-                try:
-                    client.networks.get(res.ref).remove()
-                    removed.append(f"network {res.ref}")
-                except docker.errors.NotFound:
-                    pass
             elif res.kind == "dir":
                 path = Path(res.ref)
                 if path.exists() and paths.state_dir() in path.parents:
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(f"dir {path}")
-            if res.kind in ("dir", "process") or client:
-                self.state.forget(res.kind, res.ref)
-        if client:
-            try:
-                self._sweep(client, removed, keep)
-            except LabError:
-                pass
+            else:
+                continue   # the backend's: an engine that did not answer holds nothing of ours
+            self.state.forget(res.kind, res.ref)
         return removed
 
-    def _sweep(self, client, removed: list[str], keep) -> None:
-        """Containers and networks labelled as ours that the state missed."""
-        label = f"nodelab.owner={owner_label()}"
-        for c in client.containers.list(all=True, filters={"label": label}):
-            if not keep(Resource("container", c.name)):
-                c.remove(force=True)
-                removed.append(f"container {c.name} (by label)")
-        for n in client.networks.list(filters={"label": label}):
-            if not keep(Resource("network", n.name)):
-                n.remove()
-                removed.append(f"network {n.name} (by label)")
 
-
-def report_environment(lab: Lab, node: DockerNode) -> dict:
+def report_environment(lab: Lab, node: Node) -> dict:
     """Versions read from the node and the lab, for reports."""
     pkgs = node.package_versions(["systemd", "docker.io", "containerd", "runc", "gdb", "dbus"])
-    kubelet = node.run(f"{docker_nodes.KUBELET_IN_NODE} --version", check=False).stdout.strip()
+    kubelet = node.run(f"{lab.backend.kubelet_in_node} --version", check=False).stdout.strip()
     os_release = node.run("sed -n 's/^PRETTY_NAME=//p' /etc/os-release", check=False).stdout.strip().strip('"')
     return {"node": node.name, "target": node.target, "os": os_release, "packages": pkgs, "kubelet": kubelet,
             "kube_binaries": {"version": lab.bins.version, "origin": lab.bins.origin},

@@ -23,6 +23,9 @@ class Scenario:
     defaults: dict[str, int] = {}        # numeric settings a --param may override (Context.setting)
     kubelet_flags: tuple[str, ...] = ()  # every run's; a variant or --param adds "kubelet_flags": "..."
     stand_ins: tuple[str, ...] = ()      # stand-ins in the causal chain, said in every report
+    # Backend capabilities the chain needs (lab.backends.base.Capabilities);
+    # on a backend without them the scenario is skipped, saying which.
+    requires: tuple[str, ...] = ()
     # The symptom observations that make up the documented incident: all must
     # be seen for `reproduces`; part of them is an incomplete chain.
     key_symptoms: tuple[str, ...] = ()

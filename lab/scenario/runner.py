@@ -15,6 +15,7 @@ import time
 import traceback
 
 from lab.cluster.lab import report_environment
+from lab.errors import LabError
 from lab.progress import say
 from lab.scenario import report as reports
 from lab.scenario.context import Context
@@ -31,6 +32,9 @@ PHASES = ("prepare", "inject", "detect", "recover", "verify")
 def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = None, variant: str = "") -> dict:
     """Run one scenario on one target (a name, or a candidate Target for the gate),
     in one of its variants; `params` (the user's) override the variant's."""
+    why = lab.backend.cannot_run(scenario.requires)
+    if why:
+        raise LabError(f"scenario {scenario.name} cannot run here: {why}")
     recipe = target if isinstance(target, Target) else None
     target = recipe.name if recipe else target
     params = {**scenario.variant_params(variant), **(params or {})}

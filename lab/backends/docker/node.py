@@ -15,7 +15,7 @@ import time
 import docker.errors
 
 from lab import paths
-from lab.backends.docker import adapters as capabilities
+from lab.backends.docker.adapters import sandbox_adapters
 from lab.errors import LabError
 from lab.backends.node import Node, Result
 from lab.owned.state import LabState, Resource, owner_label
@@ -46,10 +46,14 @@ class DockerNode(Node):
         return _host_command(["docker", "exec", *(["-i"] if stdin is not None else []), self.name, *argv],
                              timeout, stdin)
 
-    def _exec_outside_pid_namespace(self, argv, timeout):
-        # nsenter from the host into the node's mount/UTS/IPC/network namespaces only.
-        return _host_command(["nsenter", f"--target={self.pid1_host_pid()}", "--mount", "--uts", "--ipc", "--net",
-                              "--", *argv], timeout, None)
+    def run_outside_pid_namespace(self, cmd: str | list[str], timeout: float = 60, check: bool = False) -> Result:
+        """`run`, but works when the node has no PIDs left (a `docker exec`'d
+        process needs one): nsenter from the host into the node's mount, UTS,
+        IPC and network namespaces only, for journals and files of a full node."""
+        def outside(argv, t):
+            return _host_command(["nsenter", f"--target={self.pid1_host_pid()}", "--mount", "--uts", "--ipc",
+                                  "--net", "--", *argv], t, None)
+        return self._run(outside, cmd, timeout, check)
 
     def interactive_argv(self, argv):
         return ["docker", "exec", "-i", self.name, *argv]
@@ -70,21 +74,14 @@ class DockerNode(Node):
             member = tar.extractfile(tar.getmembers()[0])
             return member.read() if member else b""
 
-    def pid1_host_pid(self):
+    def pid1_host_pid(self) -> int:
+        """PID of the node's PID 1 (its systemd) as the lab host sees it."""
         self.container.reload()
         return int(self.container.attrs["State"]["Pid"])
 
     def testinfra_host(self):
         import testinfra
         return testinfra.get_host(f"docker://{self.name}")
-
-    def load_image(self, tag: str) -> None:
-        save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
-        load = subprocess.run(["docker", "exec", "-i", self.name, "docker", "load"], stdin=save.stdout,
-                              capture_output=True, text=True, timeout=600)
-        save.wait()
-        if load.returncode != 0 or save.returncode != 0:
-            raise LabError(f"loading {tag} into {self.name} failed: {load.stderr.strip()}")
 
 
 def _host_command(cmd: list[str], timeout: float, stdin: bytes | None) -> Result:
@@ -98,7 +95,7 @@ def _host_command(cmd: list[str], timeout: float, stdin: bytes | None) -> Result
 
 def start(client, state: LabState, *, name: str, image: str, target: str, network: str,
           kube_bin_dir: str) -> DockerNode:
-    adapters = capabilities.sandbox_adapters()
+    adapters = sandbox_adapters()
     node_dir = paths.state_dir() / "nodes" / name
     state.record(Resource("dir", str(node_dir), "node-dir", {"node": name}))
     state.record(Resource("container", name, "node", {"target": target}))

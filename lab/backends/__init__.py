@@ -1,0 +1,18 @@
+"""Backends: the kinds of node the lab can run, behind one interface (lab.backends.base)."""
+
+from lab.errors import LabError
+
+BACKENDS = ("docker",)
+
+
+def backend_class(name: str):
+    """The class of the backend called `name` (its capabilities, which targets it can run)."""
+    if name == "docker":
+        from lab.backends.docker.backend import DockerBackend
+        return DockerBackend
+    raise LabError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
+
+
+def get(name: str, state, say=print):
+    """The backend called `name`, for the lab recorded in `state`."""
+    return backend_class(name)(state, say)
