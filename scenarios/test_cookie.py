@@ -36,12 +36,12 @@ node is Ready and stays Ready, new pods start.
 import time
 
 from lab.cluster import workload
-from lab.nodetools import sdbus
-from lab.backends.node import Node
+from lab.nodetools import runtime, sdbus
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import BugRecord, Fix
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
+from lab.scenario.watch import ReadyWatch
 
 RECORD = BugRecord(
     id="systemd-sdbus-cookie-overflow",
@@ -66,33 +66,9 @@ RECORD = BugRecord(
 )
 
 PROBE_POD, RESTARTER_POD, AFTER_POD = "cookie-probed", "cookie-restarter", "cookie-after-recovery"
-STUCK_RUNC_SECONDS = 30
 RESTARTER_RUN_SECONDS = 5
 RESTARTS_BEFORE_INJECTION = 2   # back-off is then 20 s or more: the bus dies well within it
 PLEG_PREFIX = "PLEG is not healthy"
-
-
-def stuck_runc(node: Node, older_than: int = STUCK_RUNC_SECONDS) -> list[str]:
-    out = node.run(["ps", "-eo", "pid,etimes,comm,args"], check=False).stdout
-    stuck = []
-    for line in out.splitlines()[1:]:
-        parts = line.split(None, 3)
-        if len(parts) == 4 and parts[2].startswith("runc") and int(parts[1]) > older_than:
-            stuck.append(line.strip())
-    return stuck
-
-
-def dockerd_goroutines(node: Node) -> tuple[str, str]:
-    """SIGUSR1 makes dockerd dump its goroutines to a file; count the lock waits."""
-    node.run("kill -USR1 $(pidof dockerd)", check=False)
-    time.sleep(2)
-    path = node.run("ls -t /var/run/docker/goroutine-stacks-*.log 2>/dev/null | head -1", check=False).stdout.strip()
-    dump = node.run(["cat", path], check=False, timeout=30).stdout if path else ""
-    blocks = dump.split("\n\n")
-    inspect = sum(1 for b in blocks if "ContainerInspect" in b and "Mutex" in b)
-    exec_start = sum(1 for b in blocks if "ContainerExecStart" in b)
-    return f"{inspect} goroutines in ContainerInspect waiting on a mutex, {exec_start} in ContainerExecStart " \
-           f"({path or 'no dump file'})", "\n\n".join(b for b in blocks if "ContainerInspect" in b)[:20000]
 
 
 class CookieOverflow(Scenario):
@@ -106,25 +82,25 @@ class CookieOverflow(Scenario):
     ready_hold_seconds = 270
     verify_hold_seconds = 120
 
+    def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
+        ping = sdbus.ping_systemd(ctx.node)
+        return {**super().steady_state(ctx),
+                "system-bus-answers": (ping.answered, f"systemd1 Ping reply serial {ping.serial}")}
+
     def prepare(self, ctx: Context) -> None:
         node, image = ctx.node.name, ctx.lab.sandbox_image
         ctx.kube.create_pod(workload.pod(PROBE_POD, node, image, "while :; do sleep 3600; done",
                                          probe=["/bin/true"], probe_period=2))
         ctx.kube.create_pod(workload.pod(RESTARTER_POD, node, image, f"sleep {RESTARTER_RUN_SECONDS}; exit 1"))
-        deadline = time.monotonic() + 180
-        probe_phase, restarts = "", 0
-        while time.monotonic() < deadline:
-            probe_phase = workload.phase_and_restarts(ctx.kube.pod(PROBE_POD))[0]
-            restarts = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))[1]
-            if probe_phase == "Running" and restarts >= RESTARTS_BEFORE_INJECTION:
-                break
-            time.sleep(2)
-        ctx.observe("workload-running", STEADY, probe_phase == "Running" and restarts >= RESTARTS_BEFORE_INJECTION,
-                    f"{PROBE_POD} {probe_phase or 'absent'}; {RESTARTER_POD} restarted {restarts} times")
-        ready = ctx.kube.condition(node)
-        ctx.observe("node-ready", STEADY, ready.status == "True", f"Ready={ready.status} {ready.message}")
-        ping = sdbus.ping_systemd(ctx.node)
-        ctx.observe("system-bus-answers", STEADY, ping.answered, f"Ping reply serial {ping.serial}", ping.raw)
+        seen = {}
+
+        def workload_running() -> bool:
+            seen["probe"] = workload.phase_and_restarts(ctx.kube.pod(PROBE_POD))[0]
+            seen["restarts"] = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))[1]
+            return seen["probe"] == "Running" and seen["restarts"] >= RESTARTS_BEFORE_INJECTION
+
+        ctx.observe("workload-running", STEADY, ctx.until(workload_running, 180, every=2),
+                    f"{PROBE_POD} {seen['probe'] or 'absent'}; {RESTARTER_POD} restarted {seen['restarts']} times")
 
     def inject(self, ctx: Context) -> None:
         # In production the cookie runs out at whatever moment it does; on a
@@ -135,16 +111,15 @@ class CookieOverflow(Scenario):
         push = sdbus.locate_cookie(ctx.node)
         # Wait for the restarter to go from running into back-off: the whole
         # back-off (20 s or more) is then ahead.
-        deadline = time.monotonic() + 120
-        reason, was_running = "", False
-        while time.monotonic() < deadline:
-            reason = workload.waiting_reason(ctx.kube.pod(RESTARTER_POD))
-            was_running = was_running or reason == ""
-            if was_running and reason == "CrashLoopBackOff":
-                break
-            time.sleep(0.5)
-        ctx.observe("restarter-in-back-off", EVIDENCE, reason == "CrashLoopBackOff",
-                    f"{RESTARTER_POD} waiting: {reason or 'not waiting'} at the injection")
+        seen = {"was_running": False}
+
+        def entered_back_off() -> bool:
+            seen["reason"] = workload.waiting_reason(ctx.kube.pod(RESTARTER_POD))
+            seen["was_running"] = seen["was_running"] or seen["reason"] == ""
+            return seen["was_running"] and seen["reason"] == "CrashLoopBackOff"
+
+        ctx.observe("restarter-in-back-off", EVIDENCE, ctx.until(entered_back_off, 120, every=0.5),
+                    f"{RESTARTER_POD} waiting: {seen['reason'] or 'not waiting'} at the injection")
         value = int(str(ctx.params.get("cookie", 0xFFFFFFF0)), 0)
         ctx.timeline.injected_at = time.monotonic()
         push = sdbus.write_cookie(ctx.node, push, value)
@@ -187,57 +162,44 @@ class CookieOverflow(Scenario):
                         f"{len(serials)} Pings answered; serials ... {trail} (wrapped at {hex(wrapped[0])})")
         # 2. The sources' own test: read the cookie again.
         cookie, transcript = sdbus.read_cookie(node, push)
-        if cookie > sdbus.UINT32_MAX:
-            ctx.observe("cookie-past-0xffffffff", SYMPTOM, True, f"gdb: p /x {push.cookie_expr} = {cookie:#x}",
-                        transcript)
-        else:
-            ctx.observe("cookie-read-again", EVIDENCE, True, f"gdb: p /x {push.cookie_expr} = {cookie:#x}",
-                        transcript)
+        ctx.observe("cookie-past-0xffffffff" if cookie > sdbus.UINT32_MAX else "cookie-read-again",
+                    SYMPTOM if cookie > sdbus.UINT32_MAX else EVIDENCE, True,
+                    f"gdb: p /x {push.cookie_expr} = {cookie:#x}", transcript)
         # 3. Watch runc and the node's Ready condition.
-        injected = ctx.timeline.injected_at
+        watch = ReadyWatch(ctx)
         stuck_seen = notready_seen = False
-        transitions, last_status = [], "True"
-        while time.monotonic() - injected < self.watch_seconds:
-            if not stuck_seen and (stuck := stuck_runc(node)):
+        while ctx.timeline.since_injection() < self.watch_seconds:
+            if not stuck_seen and (stuck := runtime.stuck_runc(node)):
                 stuck_seen = True
                 ctx.observe("runc-stuck", SYMPTOM, True, f"{len(stuck)} runc processes older than "
-                            f"{STUCK_RUNC_SECONDS} s", "\n".join(stuck))
-            cond = ctx.kube.condition(node.name)
-            if cond.status != last_status:
-                transitions.append(f"+{ctx.timeline.since_injection():.0f}s Ready={cond.status}: {cond.message}")
-                last_status = cond.status
-            if not notready_seen and cond.status == "False" and cond.message.startswith(PLEG_PREFIX):
+                            f"{runtime.STUCK_SECONDS} s", "\n".join(stuck))
+            cond = watch.poll()
+            if cond.status == "False" and cond.message.startswith(PLEG_PREFIX):
                 notready_seen = True
                 journal = node.journal("kubelet", grep=PLEG_PREFIX, lines=2000)
                 ctx.observe("node-notready-pleg", SYMPTOM, True, f"Ready=False: {cond.message}",
                             journal[-6000:], deadline=self.watch_seconds)
-                summary, dump = dockerd_goroutines(node)
+                summary, dump = runtime.dockerd_goroutines(node)
                 ctx.observe("dockerd-goroutines", EVIDENCE, "0 goroutines" not in summary, summary, dump)
-                flap_until = time.monotonic() + 45
-                while time.monotonic() < flap_until:   # the flapping the sources describe
-                    cond = ctx.kube.condition(node.name)
-                    if cond.status != last_status:
-                        transitions.append(f"+{ctx.timeline.since_injection():.0f}s Ready={cond.status}")
-                        last_status = cond.status
-                    time.sleep(3)
+                watch.follow(45)   # the flapping the sources describe
                 break
-            held = time.monotonic() - injected
-            if not stuck_seen and wrapped and held >= self.ready_hold_seconds and last_status == "True":
+            if not stuck_seen and wrapped and ctx.timeline.since_injection() >= self.ready_hold_seconds \
+                    and watch.last == "True":
                 break
             time.sleep(5)
-        ctx.observe("ready-transitions", EVIDENCE, bool(transitions),
-                    f"{len(transitions)} Ready transitions after injection", "\n".join(transitions))
-        held = time.monotonic() - injected
+        ctx.observe("ready-transitions", EVIDENCE, bool(watch.transitions),
+                    f"{len(watch.transitions)} Ready transitions after injection", "\n".join(watch.transitions))
+        held = ctx.timeline.since_injection()
         if not stuck_seen:
-            ctx.observe("runc-stuck", SYMPTOM, False, f"no runc older than {STUCK_RUNC_SECONDS} s within "
+            ctx.observe("runc-stuck", SYMPTOM, False, f"no runc older than {runtime.STUCK_SECONDS} s within "
                         f"{held:.0f} s", deadline=self.watch_seconds)
         if not notready_seen:
-            ctx.observe("node-notready-pleg", SYMPTOM, False, f"Ready={last_status} through {held:.0f} s after "
+            ctx.observe("node-notready-pleg", SYMPTOM, False, f"Ready={watch.last} through {held:.0f} s after "
                         "the injection", deadline=self.watch_seconds)
         if not notready_seen and not stuck_seen:
             ctx.observe("node-ready-past-pleg-threshold", STEADY,
-                        last_status == "True" and held >= self.ready_hold_seconds,
-                        f"Ready={last_status} {held:.0f} s after injection, no runc stuck")
+                        watch.last == "True" and held >= self.ready_hold_seconds,
+                        f"Ready={watch.last} {held:.0f} s after injection, no runc stuck")
 
     def recover(self, ctx: Context) -> None:
         node = ctx.node
@@ -245,58 +207,50 @@ class CookieOverflow(Scenario):
         res = node.run(["systemctl", "daemon-reexec"], check=False, timeout=60)
         ctx.observe("daemon-reexec", EVIDENCE, res.ok, f"systemctl daemon-reexec exit {res.rc}",
                     res.stdout + res.stderr)
-        ping = None
-        while time.monotonic() - t0 < 60:
-            ping = sdbus.ping_systemd(node, timeout=5)
-            if ping.answered:
-                break
-        ctx.observe("system-bus-answers-again", RECOVERY, bool(ping and ping.answered),
-                    f"Ping answered {time.monotonic() - t0:.0f} s after daemon-reexec, serial {ping and ping.serial}",
-                    ping.raw if ping else "")
-        stuck = stuck_runc(node)
-        while stuck and time.monotonic() - t0 < 120:
-            time.sleep(3)
-            stuck = stuck_runc(node)
+        ping = {}
+
+        def bus_answers() -> bool:
+            ping["last"] = sdbus.ping_systemd(node, timeout=5)
+            return ping["last"].answered
+
+        answered = ctx.until(bus_answers, 60, every=0)
+        ctx.observe("system-bus-answers-again", RECOVERY, answered,
+                    f"Ping answered {time.monotonic() - t0:.0f} s after daemon-reexec, serial {ping['last'].serial}",
+                    ping["last"].raw)
+        ctx.until(lambda: not runtime.stuck_runc(node), 120, every=3)
+        stuck = runtime.stuck_runc(node)
         ctx.observe("stuck-runc-gone", RECOVERY, not stuck, f"{len(stuck)} runc older than "
-                    f"{STUCK_RUNC_SECONDS} s, {time.monotonic() - t0:.0f} s after daemon-reexec", "\n".join(stuck))
-        ready = ctx.kube.condition(node.name)
-        while ready.status != "True" and time.monotonic() - t0 < 240:
-            time.sleep(2)
-            ready = ctx.kube.condition(node.name)
+                    f"{runtime.STUCK_SECONDS} s, {time.monotonic() - t0:.0f} s after daemon-reexec", "\n".join(stuck))
+        ready = ctx.until(lambda: ctx.kube.condition(node.name).status == "True", 240 - (time.monotonic() - t0), every=2)
         ctx.timings["daemon_reexec_to_ready_s"] = round(time.monotonic() - t0, 1)
-        ctx.observe("node-ready-again", RECOVERY, ready.status == "True",
-                    f"Ready={ready.status} {ctx.timings['daemon_reexec_to_ready_s']} s after daemon-reexec "
-                    f"{ready.message}")
+        cond = ctx.kube.condition(node.name)
+        ctx.observe("node-ready-again", RECOVERY, ready,
+                    f"Ready={cond.status} {ctx.timings['daemon_reexec_to_ready_s']} s after daemon-reexec {cond.message}")
         ctx.scratch["restarts_at_recovery"] = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))[1]
         ctx.kube.create_pod(workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
-        workload.running_within(ctx.kube, AFTER_POD, 300 - (time.monotonic() - t0), every=2)
-        phase = workload.phase_and_restarts(ctx.kube.pod(AFTER_POD))[0]
-        ctx.observe("new-pod-starts", RECOVERY, phase == "Running",
-                    f"pod {AFTER_POD} {phase or 'absent'} {time.monotonic() - t0:.0f} s after daemon-reexec")
+        started = workload.running_within(ctx.kube, AFTER_POD, 300 - (time.monotonic() - t0), every=2)
+        ctx.observe("new-pod-starts", RECOVERY, started,
+                    f"pod {AFTER_POD} {'Running' if started else 'not Running'} "
+                    f"{time.monotonic() - t0:.0f} s after daemon-reexec")
 
     def verify(self, ctx: Context) -> None:
         hold = self.verify_hold_seconds if ctx.timeline.seen(SYMPTOM) else 10
-        t0 = time.monotonic()
         statuses = []
-        while time.monotonic() - t0 < hold:
-            cond = ctx.kube.condition(ctx.node.name)
-            statuses.append(cond.status)
-            if cond.status != "True":
-                break
-            time.sleep(5)
-        ok = statuses and all(s == "True" for s in statuses)
-        ctx.observe("node-stays-ready", STEADY if not ctx.timeline.seen(SYMPTOM) else RECOVERY, bool(ok),
-                    f"Ready over {time.monotonic() - t0:.0f} s: {''.join('R' if s == 'True' else 'N' for s in statuses)}")
+
+        def not_ready() -> bool:
+            statuses.append(ctx.kube.condition(ctx.node.name).status)
+            return statuses[-1] != "True"
+
+        with ctx.timed("verify_ready_hold_s"):
+            ctx.until(not_ready, hold, every=5)
+        ok = bool(statuses) and all(s == "True" for s in statuses)
+        ctx.observe("node-stays-ready", STEADY if not ctx.timeline.seen(SYMPTOM) else RECOVERY, ok,
+                    f"Ready over {ctx.timings['verify_ready_hold_s']:.0f} s: "
+                    f"{''.join('R' if s == 'True' else 'N' for s in statuses)}")
         phase, restarts = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))
         before = ctx.scratch.get("restarts_at_recovery")
         ctx.observe("restarter-restarts", EVIDENCE, before is None or restarts > before,
                     f"{RESTARTER_POD} {phase}, restarts {restarts} (at recovery: {before})")
-        ping = sdbus.ping_systemd(ctx.node)
-        ctx.observe("system-bus-cookie-now", EVIDENCE, ping.answered, f"reply serial {ping.serial}", ping.raw)
-
-    def teardown(self, ctx: Context) -> None:
-        for name in (PROBE_POD, RESTARTER_POD, AFTER_POD):
-            ctx.kube.delete_pod(name)
 
 
 SCENARIO = CookieOverflow()

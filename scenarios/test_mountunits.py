@@ -49,7 +49,7 @@ from lab import paths
 from lab.cluster import workload
 from lab.errors import LabError
 from lab.polling import until
-from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
+from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
 from lab.scenario.record import BugRecord, Fix
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
@@ -99,15 +99,16 @@ class MountUnitLeak(Scenario):
         kube = ctx.kube
         kube.core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": CONFIGMAP}, "data": {"app.conf": "a=1\n"}})
         kube.core.create_namespaced_secret(kube.namespace, {"metadata": {"name": SECRET}, "stringData": {"token": "t0k3n"}})
-        ctx.scratch["objects"] = True
         self._observe_real_kubelet(ctx)
         ctx.node.put_file(WRAPPER, paths.asset("nodelab-systemd-run-mount").read_bytes(), 0o755)
         ctx.node.put_file(CLEANER, paths.asset("nodelab-mount-unit-cleaner").read_bytes(), 0o755)
-        base = _sample(ctx)
-        ctx.scratch["baseline"] = base
-        cond = ctx.kube.condition(ctx.node.name)
-        ctx.observe("node-ready-units-at-baseline", STEADY, cond.status == "True",
-                    f"Ready={cond.status}; {_describe(base)}; from now on: {DRIVEN}")
+        base = ctx.scratch["baseline"] = _sample(ctx)
+        ctx.observe("units-at-baseline", EVIDENCE, True, f"{_describe(base)}; from now on: {DRIVEN}")
+
+    def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
+        now = _sample(ctx)
+        return {**super().steady_state(ctx),
+                "no-subpath-mounts-left": (now["subpath_mounts"] == 0, _describe(now))}
 
     def _observe_real_kubelet(self, ctx: Context) -> None:
         """One pod with the real kubelet's own mount path, traced: its -v=4
@@ -195,17 +196,7 @@ class MountUnitLeak(Scenario):
 
     # -- verify and teardown ------------------------------------------------------------
     def verify(self, ctx: Context) -> None:
-        ctx.node.run(["rm", "-f", WRAPPER])
-        cond = ctx.kube.condition(ctx.node.name)
-        now = _sample(ctx)
-        ctx.observe("steady-after", STEADY, cond.status == "True" and now["subpath_mounts"] == 0,
-                    f"the lab's mount wrapper removed; Ready={cond.status}; {_describe(now)}")
-
-    def teardown(self, ctx: Context) -> None:
-        ctx.kube.delete_pods(SELECTOR)
-        if ctx.scratch.get("objects"):
-            ctx.kube.core.delete_namespaced_config_map(CONFIGMAP, ctx.kube.namespace)
-            ctx.kube.core.delete_namespaced_secret(SECRET, ctx.kube.namespace)
+        ctx.node.run(["rm", "-f", WRAPPER])   # the runner's namespace deletion takes the configMap and secret
 
 
 def _pod(name: str, node: str, image: str) -> dict:

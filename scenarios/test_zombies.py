@@ -38,22 +38,18 @@ lab then restarts containerd, docker and kubelet, as an operator would, and
 reports it (evidence `daemons-wedged-after-exhaustion`).
 """
 
-import json
 import os
-import re
 import signal
 import time
-from pathlib import Path
 
-from lab.build import standins
 from lab.cluster import workload
-from lab.nodetools import pidspace, procs
-from lab.polling import until
+from lab.nodetools import pidspace, procs, runtime
 from lab.errors import LabError
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord, Fix
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
+from lab.fixtures import cronpod
 from lab.fixtures.slowhttp import SlowEndpoint
 
 RECORD = BugRecord(
@@ -73,16 +69,11 @@ RECORD = BugRecord(
     fixes=(Fix("0.2.31", "supercronic 0.2.31 reaps orphaned processes when it is PID 1 (PR #164)"),),
 )
 
-CRON_IMAGE = "nodelab/cron:local"
-RUNNER_IN_NODE = "/usr/local/bin/supercronic"
-INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/docker-init", "/usr/sbin/docker-init", "/usr/bin/tini")
 API_DELETE_SECONDS = 30
 KUBELET_WEDGED_SECONDS = 90   # Ready after the PIDs are back, or the daemons are restarted
 NEW_POD_SECONDS = 60          # a new pod Running once Ready, or the daemons are restarted
 CRON_POD, TINI_POD, NEWCOMER_POD = "zombies-cron", "zombies-cron-tini", "zombies-newcomer"
 BASELINE_POD, AFTER_POD = "zombies-baseline", "zombies-after"
-FORK_FAILURES = re.compile(r"pthread_create failed|failed to create new OS thread|resource temporarily unavailable|"
-                           r"no space left on device|cannot fork|can't fork|fork: retry", re.I)
 DEFAULTS = {
     "free_pids": 1500,       # PIDs left for new tasks once the capacity is lowered
     "curls_per_job": 20,     # background curls each job leaves behind
@@ -112,6 +103,7 @@ class ZombieFlood(Scenario):
     # Zombies, PIDs and fork failures are read from the host's /proc and
     # cgroupfs, which keep answering when the node itself cannot fork.
     requires = ("host_sees_node_processes",)
+    settle_seconds = 90
 
     def expected(self, ctx: Context) -> tuple[str, str]:
         if ctx.params.get("pid1") == "tini":
@@ -135,40 +127,19 @@ class ZombieFlood(Scenario):
         node = ctx.node
         gateway = ctx.lab.host_address()
         ctx.scratch["endpoint"] = SlowEndpoint(gateway, ctx.setting("curl_seconds")).start()
-        runner = ctx.params.get("supercronic")
-        if runner:
-            if not Path(runner).is_file():
-                raise LabError(f"--param supercronic={runner}: no such file")
-            node.put_file(RUNNER_IN_NODE, Path(runner).read_bytes(), 0o755)
-            ctx.scratch["runner"] = f"supercronic from {runner} (version {ctx.params.get('supercronic_version')})"
-        else:
-            node.put_file(RUNNER_IN_NODE, standins.build("supercronic").read_bytes(), 0o755)
-            ctx.scratch["runner"] = "nodelab-cron-standin (supercronic 0.2.30 semantics)"
-            ctx.scratch["stand_ins"] = ["supercronic <= 0.2.30 -> nodelab-cron-standin (lab/assets/"
-                                        "nodelab-cron-standin.c): runs each job with /bin/sh -c and waits for that "
-                                        "job's process only, as supercronic 0.2.30 does; --param supercronic=PATH "
-                                        "runs the real one"]
-        init = next((p for p in INIT_CANDIDATES if node.run(["test", "-x", p], check=False).ok), None)
-        ctx.scratch["init"] = init
-        if ctx.params.get("pid1") == "tini" and not init:
-            raise LabError(f"{node.target} ships none of {', '.join(INIT_CANDIDATES)}: no tini to run as PID 1")
-        files = ["/usr/bin/curl", RUNNER_IN_NODE, *([init] if init else [])]
-        node.run(["/usr/local/lib/nodelab/nodelab-closure-image", CRON_IMAGE, *files], timeout=120)
-        curl = node.run(["curl", "--version"]).stdout.splitlines()[0]
-        ctx.observe("workload-image", EVIDENCE, True, f"{CRON_IMAGE} made on the node from its own files: "
-                    f"{', '.join(files)}; {curl}; PID 1 runner: {ctx.scratch['runner']}; init: {init or 'none'}")
-
+        image = cronpod.build_image(node, ctx.params.get("supercronic"), ctx.params.get("supercronic_version"))
+        ctx.scratch.update(image=image, stand_ins=image.stand_ins)
+        if ctx.params.get("pid1") == "tini" and not image.init:
+            raise LabError(f"{node.target} ships none of {', '.join(cronpod.INIT_CANDIDATES)}: no tini to run as PID 1")
+        ctx.observe("workload-image", EVIDENCE, True, image.evidence)
         if ctx.params.get("pod_task_cap") != "systemd":
-            ctx.observe("pod-task-cap-lifted", EVIDENCE, True, _lift_task_cap(node))
-        started = _start_pod(ctx, BASELINE_POD, ctx.lab.sandbox_image, "sleep 3600")
+            ctx.observe("pod-task-cap-lifted", EVIDENCE, True, pidspace.lift_systemd_task_cap(node))
+        started = workload.start_pod(ctx.kube, ctx.node.name, BASELINE_POD, ctx.lab.sandbox_image, "sleep 3600")
         ctx.observe("new-pod-starts", STEADY, started is not None,
                     f"a busybox pod Running after {started:.1f} s" if started is not None else "did not start")
         ctx.kube.delete_pod(BASELINE_POD)
         time.sleep(3)
-        ctx.scratch["baseline_pids"] = baseline = pidspace.node_in_use(node)
-        ready = ctx.kube.condition(node.name)
-        ctx.observe("node-ready", STEADY, ready.status == "True", f"Ready={ready.status} {ready.message}; "
-                    f"{baseline} tasks (PIDs) in use on the node (pids cgroup)")
+        ctx.scratch["baseline_pids"] = pidspace.node_in_use(node)
 
     # -- inject -------------------------------------------------------------------
     def inject(self, ctx: Context) -> None:
@@ -183,16 +154,16 @@ class ZombieFlood(Scenario):
         ctx.timeline.injected_at = time.monotonic()
         pid1 = _start_cron(ctx, pod, under_init=ctx.params.get("pid1") == "tini")
         ctx.observe("cron-pod-running", INJECTION, pid1 is not None,
-                    f"{pod} Running; its PID 1 is host PID {pid1} ({_comm(pid1)}), starting "
+                    f"{pod} Running; its PID 1 is host PID {pid1} ({procs.comm(pid1)}), starting "
                     f"{ctx.setting('curls_per_job')} background curls every second against "
                     f"{ctx.scratch['endpoint'].url} (answers after {ctx.setting('curl_seconds')} s)"
-                    if pid1 else f"{pod} did not start: {workload.why_not_running(ctx.kube, pod)}; {ctx.scratch.get('not_running', '')}")
+                    if pid1 else f"{pod} did not start: {ctx.scratch['not_running']}")
 
     # -- detect -------------------------------------------------------------------
     def detect(self, ctx: Context) -> None:
         if ctx.params.get("pid1") == "tini":
             self._watch_flat(ctx, ctx.scratch["cron_pod"], ctx.setting("watch_seconds") // 2, FIX)
-            started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600")
+            started = workload.start_pod(ctx.kube, ctx.node.name, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600")
             ctx.observe("new-pod-starts", EVIDENCE, started is not None,
                         f"a new pod Running {started:.1f} s after it was created" if started is not None
                         else f"a new pod did not start: {workload.why_not_running(ctx.kube, NEWCOMER_POD)}")
@@ -202,23 +173,14 @@ class ZombieFlood(Scenario):
     def _watch_flood(self, ctx: Context) -> None:
         node, capacity = ctx.node, ctx.scratch["capacity"]
         pid1 = ctx.scratch["pid1"]
-        series, deadline = [], time.monotonic() + ctx.setting("watch_seconds")
-        exhausted_at = None
-        while time.monotonic() < deadline:
-            zombies = procs.children_states(pid1)["Z"]
-            in_use = pidspace.node_in_use(node)
-            series.append((ctx.timeline.since_injection(), zombies, in_use))
-            failure = _first_failure(_container_log(ctx, ctx.scratch["cron_cid"]))
-            if failure and exhausted_at is None:
-                exhausted_at = ctx.timeline.since_injection()
-                ctx.scratch["runner_failure"] = failure
-            # Full: the job's own forks fail; give the node 10 s more at the limit.
-            if exhausted_at is not None and ctx.timeline.since_injection() - exhausted_at >= 10:
-                break
-            time.sleep(2)
+        flood = cronpod.watch_flood(node, pid1, ctx.scratch["cron_cid"], ctx.setting("watch_seconds"),
+                                    ctx.timeline.since_injection)
+        series, exhausted_at = flood.series, flood.exhausted_at
         ctx.scratch["series"] = series
+        if flood.failure:
+            ctx.scratch["runner_failure"] = flood.failure
         zombies, in_use = series[-1][1], series[-1][2]
-        rate = _per_minute(series)
+        rate = flood.per_minute()
         ctx.timings["zombies_per_minute"] = rate
         cap = pidspace.task_cap(pid1, node) if procs.alive(pid1) else None
         contained = cap is not None and cap[0] < capacity.free
@@ -243,20 +205,13 @@ class ZombieFlood(Scenario):
         if not full:
             return
         # A new pod on the node now.
-        started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=60)
+        started = workload.start_pod(ctx.kube, ctx.node.name, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=60)
         ctx.observe("new-pod-fails-to-start", SYMPTOM if started is None else EVIDENCE, started is None,
                     f"{NEWCOMER_POD} not Running 60 s after creation: {workload.why_not_running(ctx.kube, NEWCOMER_POD)}"
                     if started is None else f"{NEWCOMER_POD} started although the PID space was full",
                     raw="\n".join(ctx.kube.events_for(NEWCOMER_POD)))
         # What the runtime and kubelet logged (journalctl from outside the node's PID namespace).
-        journal = node.run_outside_pid_namespace(
-            ["journalctl", "--no-pager", "-o", "short-precise", "-u", "docker", "-u", "containerd",
-             "-u", "kubelet", "--since", f"-{int(ctx.timeline.since_injection()) + 5}s"], timeout=60).stdout
-        matches = [(m.group(0).lower(), line) for line in journal.splitlines() if (m := FORK_FAILURES.search(line))]
-        failures = [line for _, line in matches]
-        kinds = {}
-        for kind, line in matches:
-            kinds.setdefault(kind, line)
+        failures, kinds = runtime.fork_failures_logged(node, int(ctx.timeline.since_injection()) + 5)
         ctx.observe("fork-failures-logged", SYMPTOM, bool(failures),
                     f"{len(failures)} fork/thread-creation failures in docker/containerd/kubelet journals; first of "
                     f"each kind: " + " || ".join(v[:260] for v in kinds.values()) if failures else
@@ -266,7 +221,7 @@ class ZombieFlood(Scenario):
     def _contained(self, ctx: Context, cap: tuple[int, str], zombies: int, in_use: int,
                    exhausted_at: float | None) -> None:
         """The pod's own pids limit stopped the flood: the pod breaks, the node does not."""
-        started = _start_pod(ctx, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=60)
+        started = workload.start_pod(ctx.kube, ctx.node.name, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600", timeout=60)
         capacity = ctx.scratch["capacity"]
         held = exhausted_at is not None and zombies >= cap[0] - 3 * ctx.setting("curls_per_job") \
             and in_use < capacity.in_use + capacity.free // 2 and started is not None
@@ -280,21 +235,12 @@ class ZombieFlood(Scenario):
     def _watch_flat(self, ctx: Context, pod: str, seconds: int, kind: str) -> bool:
         """Zombies under the pod's PID 1 stay flat while its jobs keep orphaning curls."""
         pid1 = ctx.scratch["pid1"]
-        endpoint = ctx.scratch["endpoint"]
-        requests_before, peak, orphans_seen = endpoint.requests, 0, 0
-        series, end = [], time.monotonic() + seconds
-        while time.monotonic() < end:
-            kids = procs.children(pid1)
-            zombies = sum(1 for k in kids if k[2] == "Z")
-            orphans_seen = max(orphans_seen, sum(1 for k in kids if k[3] == "curl" and k[2] != "Z"))
-            peak = max(peak, zombies)
-            series.append((ctx.timeline.since_injection(), zombies))
-            time.sleep(2)
-        requests = endpoint.requests - requests_before
-        flat = requests >= 10 * seconds and orphans_seen > 0 and peak <= ctx.setting("curls_per_job")
+        w = cronpod.watch_flat(pid1, ctx.scratch["endpoint"], seconds, ctx.timeline.since_injection)
+        flat = w.requests >= 10 * seconds and w.orphans_seen > 0 and w.peak <= ctx.setting("curls_per_job")
         ctx.observe("zombies-stay-flat" if kind == FIX else "tini-keeps-zombies-flat", kind, flat,
-                    f"{pod}: {requests} curls served in {seconds} s, up to {orphans_seen} orphaned curls seen under "
-                    f"PID 1 ({_comm(pid1)}), zombies at most {peak} (samples {series[::max(1, len(series) // 6)]})")
+                    f"{pod}: {w.requests} curls served in {seconds} s, up to {w.orphans_seen} orphaned curls seen "
+                    f"under PID 1 ({procs.comm(pid1)}), zombies at most {w.peak} "
+                    f"(samples {w.series[::max(1, len(w.series) // 6)]})")
         return flat
 
     # -- recover ------------------------------------------------------------------
@@ -302,7 +248,7 @@ class ZombieFlood(Scenario):
         node, pid1, baseline = ctx.node, ctx.scratch["pid1"], ctx.scratch["baseline_pids"]
         t0 = time.monotonic()
         ctx.kube.delete_pod(ctx.scratch["cron_pod"])
-        if not until(lambda: not procs.alive(pid1), API_DELETE_SECONDS):
+        if not ctx.until(lambda: not procs.alive(pid1), API_DELETE_SECONDS):
             # The node cannot fork, so kubelet and docker cannot stop the pod
             # (runc is a new process). An operator's already-open root shell
             # can still `kill -9` (a builtin): the lab does that from outside
@@ -312,15 +258,15 @@ class ZombieFlood(Scenario):
                         f"cannot fork); killing its PID 1 (host PID {pid1}) with SIGKILL from outside the node's "
                         f"PID namespace")
             os.kill(pid1, signal.SIGKILL)
-        gone = until(lambda: not procs.alive(pid1), 60)
+        gone = ctx.until(lambda: not procs.alive(pid1), 60)
         ctx.timings["delete_to_zombies_gone_s"] = round(time.monotonic() - t0, 1)
-        until(lambda: pidspace.node_in_use(node) <= baseline + 100, 60)
+        ctx.until(lambda: pidspace.node_in_use(node) <= baseline + 100, 60)
         in_use = pidspace.node_in_use(node)
         ctx.observe("zombies-gone-pids-back", RECOVERY, gone and in_use <= baseline + 100,
                     f"cron PID 1 {'gone' if gone else 'still there'} {ctx.timings['delete_to_zombies_gone_s']} s "
                     f"after the delete; {in_use} tasks in use (baseline {baseline})")
         is_ready = lambda: ctx.kube.condition(node.name).status == "True"  # noqa: E731
-        ready = until(is_ready, KUBELET_WEDGED_SECONDS)
+        ready = ctx.until(is_ready, KUBELET_WEDGED_SECONDS)
         ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
         after_pod = workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600")
         if ready:
@@ -338,29 +284,28 @@ class ZombieFlood(Scenario):
                    if not ready else f"Ready, but {AFTER_POD} not Running {NEW_POD_SECONDS} s after creation: "
                    f"{workload.why_not_running(ctx.kube, AFTER_POD)}")
             ctx.observe("daemons-wedged-after-exhaustion", EVIDENCE, True,
-                        f"{why}; {_restarts(node)}; restarting containerd, docker and kubelet, as an operator would")
+                        f"{why}; {runtime.daemon_states(node)}; restarting containerd, docker and kubelet, as an operator would")
             node.run("for u in containerd docker kubelet; do systemctl restart $u; done", timeout=180, check=False)
-            ready = until(is_ready, 120)
+            ready = ctx.until(is_ready, 120)
             ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
             if ready and ctx.kube.pod(AFTER_POD) is None:
                 ctx.kube.create_pod(after_pod)
             started = ready and workload.running_within(ctx.kube, AFTER_POD, 120)
         cond = ctx.kube.condition(node.name)
         ctx.observe("node-ready-again", RECOVERY, ready, f"Ready={cond.status} {cond.message} "
-                    f"{ctx.timings['delete_to_ready_s']} s after the delete; {_restarts(node)}")
+                    f"{ctx.timings['delete_to_ready_s']} s after the delete; {runtime.daemon_states(node)}")
         ctx.timings["delete_to_new_pod_running_s"] = round(time.monotonic() - t0, 1)
         ctx.observe("new-pod-starts-again", RECOVERY, started,
                     f"{AFTER_POD} Running {ctx.timings['delete_to_new_pod_running_s']} s after the delete" if started
                     else f"{AFTER_POD} did not start: {workload.why_not_running(ctx.kube, AFTER_POD)}")
         # The source's other remedy: the same workload under tini.
-        if not ctx.scratch["init"]:
+        if not ctx.scratch["image"].init:
             ctx.observe("tini-keeps-zombies-flat", EVIDENCE, False, f"{node.target} has no tini/docker-init")
             return
         pid1 = _start_cron(ctx, TINI_POD, under_init=True)
         if pid1 is None:
             ctx.observe("tini-keeps-zombies-flat", RECOVERY, False,
-                        f"{TINI_POD} did not start: {workload.why_not_running(ctx.kube, TINI_POD)}; "
-                        f"{ctx.scratch.get('not_running', '')}")
+                        f"{TINI_POD} did not start: {ctx.scratch['not_running']}")
             return
         self._watch_flat(ctx, TINI_POD, ctx.setting("flat_seconds"), RECOVERY)
         ctx.kube.delete_pod(TINI_POD)
@@ -368,13 +313,12 @@ class ZombieFlood(Scenario):
     # -- verify -------------------------------------------------------------------
     def verify(self, ctx: Context) -> None:
         for pod in (CRON_POD, TINI_POD, NEWCOMER_POD, AFTER_POD):
-            ctx.kube.delete_pod(pod)
-        baseline = ctx.scratch["baseline_pids"]
-        until(lambda: pidspace.node_in_use(ctx.node) <= baseline + 50, 90, every=2)
-        in_use = pidspace.node_in_use(ctx.node)
-        ready = ctx.kube.condition(ctx.node.name)
-        ctx.observe("steady-after", STEADY, ready.status == "True" and in_use <= baseline + 50,
-                    f"the scenario's pods deleted: Ready={ready.status}; {in_use} tasks in use (baseline {baseline})")
+            ctx.kube.delete_pod(pod)   # the hypothesis then waits up to settle_seconds for the PIDs
+
+    def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
+        baseline, in_use = ctx.scratch["baseline_pids"], pidspace.node_in_use(ctx.node)
+        return {**super().steady_state(ctx), "pids-at-baseline": (
+            in_use <= baseline + 50, f"{in_use} tasks (PIDs) in use on the node's pids cgroup (baseline {baseline})")}
 
     def teardown(self, ctx: Context) -> None:
         endpoint = ctx.scratch.get("endpoint")
@@ -383,90 +327,12 @@ class ZombieFlood(Scenario):
             ctx.timings["curls_served"] = endpoint.requests
 
 
-def _restarts(node) -> str:
-    """State of the node's runtime and kubelet, with how often systemd restarted
-    them (NRestarts; systemd 229 does not count them)."""
-    out = node.run("for u in kubelet docker containerd; do echo $u $(systemctl show -p ActiveState -p NRestarts $u)"
-                   "; done", check=False).stdout
-    return "; ".join(out.split("\n")).strip("; ") or "unknown"
-
-
 def _start_cron(ctx: Context, pod: str, under_init: bool) -> int | None:
     """Start the cron pod; note its container and PID 1 (host PID). None if it never ran."""
-    n, every = ctx.setting("curls_per_job"), 1
-    url = ctx.scratch["endpoint"].url
-    job = f"i=0; while [ $i -lt {n} ]; do curl -q -s -m 30 -o /dev/null {url} & i=$((i+1)); done"
-    runner = f"{ctx.scratch['init']} -- {RUNNER_IN_NODE}" if under_init else RUNNER_IN_NODE
-    command = f"printf '%s\\n' '*/{every} * * * * * * {job}' > /tmp/crontab && exec {runner} /tmp/crontab"
-    if _start_pod(ctx, pod, CRON_IMAGE, command) is None:
-        return None
-    labels = ["--filter", f"label=io.kubernetes.pod.name={pod}", "--filter", "label=io.kubernetes.container.name=main"]
-    running = lambda: ctx.node.run(["docker", "ps", "-q", "--no-trunc", *labels]).stdout.split()  # noqa: E731
-    if not until(running, 30):
-        # Running in the API but not on the node: what docker says goes into the observation.
-        seen = ctx.node.run(["docker", "ps", "-a", *labels, "--format", "{{.ID}} {{.Status}}"], check=False).stdout
-        ctx.scratch["not_running"] = f"Running in the API, but no running main container on the node for 30 s; " \
-                                     f"docker: {' | '.join(seen.split(chr(10))) or 'no container'}"
-        return None
-    cid = running()[0]
-    node_pid = int(ctx.node.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid]).stdout)
-    pid1 = procs.host_pid_of(node_pid, level=1, under=ctx.node.pid1_host_pid())
-    ctx.scratch.update(pid1=pid1, cron_cid=cid)
-    return pid1
-
-
-def _start_pod(ctx: Context, name: str, image: str, command: str, timeout: float = 90) -> float | None:
-    """Create a pod on the node; seconds until Running, or None."""
-    t0 = time.monotonic()
-    ctx.kube.create_pod(workload.pod(name, ctx.node.name, image, command))
-    return time.monotonic() - t0 if workload.running_within(ctx.kube, name, timeout) else None
-
-
-def _container_log(ctx: Context, cid: str) -> str:
-    """The container's json log, read from outside the node's PID namespace."""
-    path = f"/var/lib/docker/containers/{cid}/{cid}-json.log"
-    out = ctx.node.run_outside_pid_namespace(["tail", "-c", "200000", path], timeout=30).stdout
-    lines = []
-    for raw in out.splitlines():
-        try:
-            lines.append(json.loads(raw)["log"].rstrip())
-        except (ValueError, KeyError):
-            continue
-    return "\n".join(lines)
-
-
-def _first_failure(log: str) -> str:
-    return next((line for line in log.splitlines() if FORK_FAILURES.search(line)), "")
-
-
-def _per_minute(series: list[tuple]) -> float:
-    """Zombie growth per minute between the first sample with zombies and the last."""
-    growing = [(t, z) for t, z, _ in series if z > 0]
-    if len(growing) < 2 or growing[-1][0] == growing[0][0]:
-        return 0.0
-    return round((growing[-1][1] - growing[0][1]) * 60 / (growing[-1][0] - growing[0][0]), 1)
-
-
-def _lift_task_cap(node) -> str:
-    """Give container scopes no task limit, as docker's cgroupfs driver does:
-    DefaultTasksMax=infinity for new units, TasksMax=infinity on the pod slices
-    kubelet already made."""
-    before = node.run(["systemctl", "show", "-p", "DefaultTasksMax"]).stdout.strip()
-    node.put_file("/etc/systemd/system.conf.d/50-nodelab-tasksmax.conf", "[Manager]\nDefaultTasksMax=infinity\n")
-    node.run(["systemctl", "daemon-reexec"], timeout=60)
-    slices = node.run("systemctl list-units --no-legend --plain 'kubepods*.slice' | cut -d' ' -f1").stdout.split()
-    for unit in slices:
-        node.run(["systemctl", "set-property", "--runtime", unit, "TasksMax=infinity"])
-    after = node.run(["systemctl", "show", "-p", "DefaultTasksMax"]).stdout.strip()
-    return f"systemd {before} -> {after} (drop-in + daemon-reexec); TasksMax=infinity on {', '.join(slices)}: " \
-           f"container scopes have no task limit, as under docker's cgroupfs driver"
-
-
-def _comm(pid: int | None) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except (OSError, TypeError):
-        return "?"
+    cron = cronpod.start(ctx, pod, ctx.scratch["image"], ctx.scratch["endpoint"].url, ctx.setting("curls_per_job"),
+                         under_init)
+    ctx.scratch.update(pid1=cron.pid1, cron_cid=cron.cid, not_running=cron.not_running)
+    return cron.pid1
 
 
 SCENARIO = ZombieFlood()

@@ -1,5 +1,7 @@
 """Small pods bound straight to a node (no scheduler), from the lab's busybox image."""
 
+import time
+
 from lab import timefmt
 from lab.polling import until
 
@@ -66,3 +68,10 @@ def pod_containers_on_node(node, prefix: str, exited: bool = True) -> int:
     names = node.run(["docker", "ps", *(["-a"] if exited else []), "--format",
                       '{{.Label "io.kubernetes.pod.name"}}']).stdout.split()
     return sum(1 for n in names if n.startswith(prefix))
+
+
+def start_pod(kube, node: str, name: str, image: str, command: str, timeout: float = 90) -> float | None:
+    """Create a pod on the node; seconds until the API server shows it Running, or None."""
+    t0 = time.monotonic()
+    kube.create_pod(pod(name, node, image, command))
+    return time.monotonic() - t0 if running_within(kube, name, timeout) else None

@@ -103,3 +103,18 @@ def task_cap(host_pid: int, below: DockerNode) -> tuple[int, str] | None:
 
 def _is_node_cgroup(path: str, node: DockerNode) -> bool:
     return Path(path).name == node.container.id     # the node container's own cgroup (cgroupfs driver)
+
+
+def lift_systemd_task_cap(node: DockerNode) -> str:
+    """Give container scopes no task limit, as docker's cgroupfs driver does:
+    DefaultTasksMax=infinity for new units, TasksMax=infinity on the pod slices
+    kubelet already made. Returns what changed, for the report."""
+    before = node.run(["systemctl", "show", "-p", "DefaultTasksMax"]).stdout.strip()
+    node.put_file("/etc/systemd/system.conf.d/50-nodelab-tasksmax.conf", "[Manager]\nDefaultTasksMax=infinity\n")
+    node.run(["systemctl", "daemon-reexec"], timeout=60)
+    slices = node.run("systemctl list-units --no-legend --plain 'kubepods*.slice' | cut -d' ' -f1").stdout.split()
+    for unit in slices:
+        node.run(["systemctl", "set-property", "--runtime", unit, "TasksMax=infinity"])
+    after = node.run(["systemctl", "show", "-p", "DefaultTasksMax"]).stdout.strip()
+    return f"systemd {before} -> {after} (drop-in + daemon-reexec); TasksMax=infinity on {', '.join(slices)}: " \
+           f"container scopes have no task limit, as under docker's cgroupfs driver"

@@ -113,3 +113,11 @@ def pids_cgroups(host_pid: int) -> list[tuple[str, int, str]]:
         if chain:
             return chain
     return []
+
+
+def comm(host_pid: int | None) -> str:
+    """The command name of a host PID, or '?' once it is gone."""
+    try:
+        return (PROC / str(host_pid) / "comm").read_text().strip()
+    except (OSError, TypeError):
+        return "?"

@@ -54,6 +54,18 @@ class Scenario:
         chosen_variants = variant_names or list(self.variants) or [""]
         return [(t, v) for t in chosen_targets for v in chosen_variants]
 
+    # How long the steady state may take to hold again after verify (the
+    # runner re-checks it until then).
+    settle_seconds: int = 60
+
+    def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
+        """The steady-state hypothesis (Chaos Toolkit's): named probes, each
+        (holds, what was seen). The runner checks it after prepare, before the
+        injection, and again after verify; a scenario adds its own probes to
+        this one, which every scenario has."""
+        cond = ctx.kube.condition(ctx.node.name)
+        return {"node-ready": (cond.status == "True", f"Ready={cond.status} {cond.message}".strip())}
+
     def prepare(self, ctx: Context) -> None: ...
     def inject(self, ctx: Context) -> None: ...
     def detect(self, ctx: Context) -> None: ...

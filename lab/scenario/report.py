@@ -15,11 +15,19 @@ def record_dict(r: BugRecord) -> dict:
             "fixes": [{"version": f.version, "line": f.line, "note": f.note} for f in r.fixes]}
 
 
+def run_id(scenario: str, target: str, variant: str) -> str:
+    """Names a run's report (<id>.json) and its logs directory (<id>/) in the reports directory."""
+    return f"{scenario}-{target}{f'-{variant}' if variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def logs_dir(run: str) -> Path:
+    return paths.reports_dir() / run
+
+
 def write(report: dict) -> Path:
     out = paths.reports_dir()
     out.mkdir(parents=True, exist_ok=True)
-    variant = f"-{report['variant']}" if report.get("variant") else ""
-    path = out / f"{report['scenario']}-{report['target']}{variant}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / f"{report['run']}.json"
     path.write_text(json.dumps(report, indent=2, default=str))
     return path
 
@@ -40,6 +48,8 @@ def summary(report: dict) -> None:
         c.print(f"  {name}: {seconds}")
     for s in report.get("stand_ins", []):
         c.print(f"  stand-in: {s}")
+    if report.get("logs"):
+        c.print(f"  node logs: {Path(report['logs'][0]).parent}")
     c.print(f"  report: {report['report_file']}")
 
 

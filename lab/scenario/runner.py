@@ -5,7 +5,9 @@ lifecycle and Chaos Toolkit's steady-state hypothesis / method / rollbacks):
 `prepare` (workload, then the steady state must hold), `inject`, `detect`
 (named observations, each with a deadline), `recover` (only where the
 symptom appeared), `verify` (the steady state again, for a while), and
-`teardown` in `finally`. The verdict is derived from what was observed
+`teardown` in `finally`. The scenario's steady-state hypothesis is checked
+by the runner after prepare and again after verify; the runner deletes what
+the scenario left in Kubernetes (its pods, its namespace). The verdict is derived from what was observed
 (lab.scenario.verdict); a scenario never sets it. A run stopped by Ctrl-C
 or SIGTERM tears down all the same and its report says `interrupted`.
 """
@@ -20,7 +22,7 @@ from lab.progress import say
 from lab.scenario import report as reports
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
-from lab.scenario.evidence import STEADY, SYMPTOM, Timeline
+from lab.scenario.evidence import RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.interrupt import Interrupted, catching_signals
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, INTERRUPTED, REPRODUCES
 from lab.scenario.verdict import derive_verdict
@@ -39,7 +41,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
     target = recipe.name if recipe else target
     params = {**scenario.variant_params(variant), **(params or {})}
     timeline = Timeline()
-    report: dict = {"scenario": scenario.name, "bug": reports.record_dict(scenario.record), "target": target,
+    report: dict = {"run": reports.run_id(scenario.name, target, variant), "scenario": scenario.name, "bug": reports.record_dict(scenario.record), "target": target,
                     "variant": variant, "params": params, "candidate": recipe.summary if recipe else None,
                     "stand_ins": list(scenario.stand_ins), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     say(f"[bold]{scenario.name}[/bold] on {target}{f' ({variant})' if variant else ''}: {scenario.record.title}")
@@ -71,6 +73,8 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                 getattr(scenario, phase)(ctx)
                 if phase == "inject" and timeline.injected_at is None:
                     timeline.injected_at = start   # a scenario that waits for its moment marks it itself
+                if phase in ("prepare", "verify"):
+                    _check_steady_state(ctx, scenario, after=phase == "verify")
                 timeline.phases[phase] = {"seconds": round(time.monotonic() - start, 1)}
                 if phase == "prepare" and timeline.missed(STEADY):
                     break
@@ -89,6 +93,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                 say(f"[yellow]{signals.received} during {phase}: tearing down (a second one is ignored; "
                     f"`nodelab down` removes what a killed run leaves)[/yellow]")
             if ctx is not None:
+                report["logs"] = _collect_logs(lab, ctx.node, report["run"])
                 _teardown(lab, scenario, ctx)
     if signals.received:
         verdict, reason = INTERRUPTED, f"interrupted by {signals.received} during {phase}; the node was torn down"
@@ -106,6 +111,32 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
         raise Interrupted(signals.received, report["report_file"])
     reports.summary(report)
     return report
+
+
+def _check_steady_state(ctx: Context, scenario: Scenario, after: bool) -> None:
+    """Before the injection the hypothesis must hold as it is; after verify it
+    may take up to settle_seconds. After a symptom, holding again is part of
+    the recovery; on an immune run it is the steady state."""
+    probes: dict[str, tuple[bool, str]] = {}
+
+    def holds() -> bool:
+        probes.clear()
+        probes.update(scenario.steady_state(ctx))
+        return all(ok for ok, _ in probes.values())
+
+    ctx.until(holds, scenario.settle_seconds if after else 0, every=2)
+    kind = RECOVERY if after and ctx.timeline.seen(SYMPTOM) else STEADY
+    for name, (ok, seen) in probes.items():
+        ctx.observe(f"{name}-after" if after else name, kind, ok, seen)
+
+
+def _collect_logs(lab, node, run: str) -> list[str]:
+    """The node's logs, kept beside the report before the node is removed."""
+    try:
+        return [str(p) for p in lab.backend.collect_logs(node, reports.logs_dir(run))]
+    except Exception as exc:  # noqa: BLE001 - teardown goes on; the report says why
+        say(f"[yellow]could not keep the logs of {node.name}: {exc}[/yellow]")
+        return [f"not kept: {exc}"]
 
 
 def _teardown(lab, scenario: Scenario, ctx: Context) -> None:

@@ -1,0 +1,81 @@
+"""The container runtime inside a node, as an operator looks at it: runc
+processes that hang, and dockerd's own goroutine dump (SIGUSR1)."""
+
+import json
+import re
+import time
+
+from lab.backends.node import Node
+
+STUCK_SECONDS = 30   # a runc call older than this is stuck (they take well under a second)
+
+
+def stuck_runc(node: Node, older_than: int = STUCK_SECONDS) -> list[str]:
+    """`ps` lines of runc processes running for longer than `older_than` seconds."""
+    out = node.run(["ps", "-eo", "pid,etimes,comm,args"], check=False).stdout
+    stuck = []
+    for line in out.splitlines()[1:]:
+        parts = line.split(None, 3)
+        if len(parts) == 4 and parts[2].startswith("runc") and int(parts[1]) > older_than:
+            stuck.append(line.strip())
+    return stuck
+
+
+def dockerd_goroutines(node: Node) -> tuple[str, str]:
+    """SIGUSR1 makes dockerd dump its goroutines to a file; count the lock waits.
+    Returns (summary, the ContainerInspect stacks)."""
+    node.run("kill -USR1 $(pidof dockerd)", check=False)
+    time.sleep(2)
+    path = node.run("ls -t /var/run/docker/goroutine-stacks-*.log 2>/dev/null | head -1", check=False).stdout.strip()
+    dump = node.run(["cat", path], check=False, timeout=30).stdout if path else ""
+    blocks = dump.split("\n\n")
+    inspect = sum(1 for b in blocks if "ContainerInspect" in b and "Mutex" in b)
+    exec_start = sum(1 for b in blocks if "ContainerExecStart" in b)
+    return f"{inspect} goroutines in ContainerInspect waiting on a mutex, {exec_start} in ContainerExecStart " \
+           f"({path or 'no dump file'})", "\n\n".join(b for b in blocks if "ContainerInspect" in b)[:20000]
+
+
+# How fork/clone/thread-creation failures read in Go daemons, shells and runc.
+FORK_FAILURES = re.compile(r"pthread_create failed|failed to create new OS thread|resource temporarily unavailable|"
+                           r"no space left on device|cannot fork|can't fork|fork: retry", re.I)
+
+
+def daemon_states(node: Node) -> str:
+    """State of the node's runtime and kubelet, with how often systemd restarted
+    them (NRestarts; systemd 229 does not count them)."""
+    out = node.run("for u in kubelet docker containerd; do echo $u $(systemctl show -p ActiveState -p NRestarts $u)"
+                   "; done", check=False).stdout
+    return "; ".join(out.split("\n")).strip("; ") or "unknown"
+
+
+def container_log(node, cid: str) -> str:
+    """A docker container's json log in the node, read from outside the node's
+    PID namespace (works when the node cannot fork; a DockerNode's)."""
+    path = f"/var/lib/docker/containers/{cid}/{cid}-json.log"
+    out = node.run_outside_pid_namespace(["tail", "-c", "200000", path], timeout=30).stdout
+    lines = []
+    for raw in out.splitlines():
+        try:
+            lines.append(json.loads(raw)["log"].rstrip())
+        except (ValueError, KeyError):
+            continue
+    return "\n".join(lines)
+
+
+def first_fork_failure(log: str) -> str:
+    return next((line for line in log.splitlines() if FORK_FAILURES.search(line)), "")
+
+
+def fork_failures_logged(node, since_seconds: int) -> tuple[list[str], dict[str, str]]:
+    """Fork/thread-creation failures docker, containerd and kubelet logged in
+    the last `since_seconds`: (every line, the first line of each kind).
+    Read from outside the node's PID namespace (a DockerNode's)."""
+    journal = node.run_outside_pid_namespace(
+        ["journalctl", "--no-pager", "-o", "short-precise", "-u", "docker", "-u", "containerd",
+         "-u", "kubelet", "--since", f"-{since_seconds}s"], timeout=60).stdout
+    failures, kinds = [], {}
+    for line in journal.splitlines():
+        if m := FORK_FAILURES.search(line):
+            failures.append(line)
+            kinds.setdefault(m.group(0).lower(), line)
+    return failures, kinds
