@@ -7,7 +7,7 @@ import docker.errors
 import requests
 
 from lab import backends, host
-from lab.build import targets
+from lab.recipes import targets
 from lab.cluster.lab import Lab, dump
 from lab.errors import LabError
 from lab.progress import console, say

@@ -13,7 +13,7 @@ the exact reason; a missing prerequisite is never a pass.
 import pytest
 
 from lab import backends
-from lab.build import targets
+from lab.recipes import targets
 from lab.errors import LabError
 from lab.scenario.definition import Scenario
 

@@ -5,7 +5,7 @@ import pytest
 from lab import backends
 from lab.backends.base import Capabilities
 from lab.backends.docker.backend import DockerBackend
-from lab.build import targets
+from lab.recipes import targets
 from lab.errors import LabError
 from lab.scenario import catalog, runner
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lab.build import cbuild
+from lab.recipes import cbuild
 from lab.nodetools import gdb, sdbus
 from lab.backends.node import Node, Result
 

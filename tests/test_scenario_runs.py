@@ -3,7 +3,7 @@ import pytest
 from lab.errors import LabError
 from lab.scenario.definition import Scenario
 from lab.scenario.params import pairs
-from lab.build.targets import PRIMARY
+from lab.recipes.targets import PRIMARY
 
 
 class Plain(Scenario):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from lab.build import standins
+from lab.recipes import standins
 from lab.nodetools import procs
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,

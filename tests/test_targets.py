@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from lab.build import targets
+from lab.recipes import targets
 from lab.errors import LabError
 
 

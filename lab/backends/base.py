@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab.backends.node import Node
-from lab.build.targets import Target
+from lab.recipes.targets import Target
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Backend(ABC):
 
     @abstractmethod
     def sandbox_image(self) -> str:
-        """The pause/workload image every node's runtime gets (lab.build.images.busybox_image)."""
+        """The pause/workload image every node's runtime gets (lab.recipes.images.busybox_image)."""
 
     @abstractmethod
     def host_address(self) -> str:

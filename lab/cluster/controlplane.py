@@ -19,7 +19,7 @@ from lab import paths
 from lab.cluster import pki
 from lab.owned import daemons
 from lab.errors import LabError
-from lab.build.kubebins import KubeBinaries
+from lab.recipes.kubebins import KubeBinaries
 from lab.owned.state import LabState, Resource
 
 API_PORT = 6443

@@ -14,7 +14,7 @@ from pathlib import Path
 from lab import backends, host, paths
 from lab.backends.base import Backend
 from lab.backends.node import Node
-from lab.build import kubebins, targets
+from lab.recipes import kubebins, targets
 from lab.cluster import controlplane
 from lab.cluster.kube import Kube
 from lab.errors import LabError

@@ -19,7 +19,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from lab.build import cbuild
+from lab.recipes import cbuild
 from lab.nodetools import gdb
 from lab.errors import LabError
 from lab.backends.node import Node

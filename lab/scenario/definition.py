@@ -4,7 +4,7 @@ and its phases, which the runner calls in order (lab.scenario.runner)."""
 from lab.errors import LabError
 from lab.scenario.context import Context
 from lab.scenario.record import BugRecord
-from lab.build.targets import PRIMARY
+from lab.recipes.targets import PRIMARY
 
 
 class Scenario:

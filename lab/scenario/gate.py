@@ -1,6 +1,6 @@
 """The regression gate: every package-keyed scenario must be `immune` on a candidate."""
 
-from lab.build import targets
+from lab.recipes import targets
 from lab.errors import LabError
 from lab.progress import console
 from lab.scenario import catalog, runner

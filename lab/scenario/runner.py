@@ -26,7 +26,7 @@ from lab.scenario.evidence import RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.interrupt import Interrupted, catching_signals
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, INTERRUPTED, REPRODUCES
 from lab.scenario.verdict import derive_verdict
-from lab.build.targets import Target
+from lab.recipes.targets import Target
 
 PHASES = ("prepare", "inject", "detect", "recover", "verify")
 

@@ -14,8 +14,8 @@ from lab.backends.base import Backend, Capabilities
 from lab.backends.docker import adapters, engine
 from lab.backends.docker import node as docker_nodes
 from lab.backends.docker.node import DockerNode
-from lab.build import images
-from lab.build.targets import Target
+from lab.recipes import images
+from lab.recipes.targets import Target
 from lab.errors import LabError
 from lab.host import Check
 from lab.owned.state import LabState, Resource, owner_label

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import paths, shell
-from lab.build import archives
+from lab.recipes import archives
 from lab.errors import LabError, PrerequisiteMissing
 
 COMPONENTS = ("kubelet", "kube-apiserver", "kube-controller-manager")

@@ -3,12 +3,12 @@
 A stand-in behaves as the original does in the way a scenario depends on
 (its source says how, and the scenario's report names it); the scenario
 accepts the real program when the user supplies one. Built statically with
-the host's gcc (lab.build.cbuild).
+the host's gcc (lab.recipes.cbuild).
 """
 
 from pathlib import Path
 
-from lab.build import cbuild
+from lab.recipes import cbuild
 
 STANDINS = {
     "supercronic": "nodelab-cron-standin.c",

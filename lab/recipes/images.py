@@ -21,10 +21,10 @@ from pathlib import Path
 import docker.errors
 
 from lab import paths, shell
-from lab.build import archives
+from lab.recipes import archives
 from lab.errors import LabError
 from lab.owned.state import LabState, Resource, owner_label
-from lab.build.targets import UBUNTU_ARCHIVE_KEY, Target
+from lab.recipes.targets import UBUNTU_ARCHIVE_KEY, Target
 
 NODE_REPO = "nodelab/node"
 ROOTFS_REPO = "nodelab/rootfs"
@@ -224,7 +224,7 @@ def _remove_container(client, name: str) -> None:
 
 def listing(client) -> list[dict]:
     """Every target with what is built for it."""
-    from lab.build.targets import TARGETS
+    from lab.recipes.targets import TARGETS
     rows = []
     for target in TARGETS.values():
         if target.unavailable:
