@@ -75,8 +75,10 @@ def _lab(args) -> Lab:
 
 
 def cmd_setup(args) -> int:
+    from lab.fixtures import registry
     for line in _lab(args).setup():
         print(line)
+    print(f"docker-registry (Debian's, not installed) at {registry.binary(say)}")
     return 0
 
 

@@ -16,7 +16,7 @@ HOST_COMMANDS = {
     "gpgv": "gpgv",
     "dpkg-deb": "dpkg",
     "apt-get": "apt",
-    "gcc": "gcc",             # builds the static stand-ins (lab/standins.py)
+    "gcc": "gcc",             # builds the static C tools and stand-ins (lab/recipes/cbuild.py)
     "nsenter": "util-linux",  # reaches a node that has no PIDs left
 }
 

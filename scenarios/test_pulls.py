@@ -7,8 +7,8 @@ kubelet pulls images one at a time by default (`serializeImagePulls: true`):
 one worker goroutine drains the pull queue (pkg/kubelet/images/puller.go).
 
 The lab runs a real registry -- Debian's docker-registry (distribution 2.8),
-lab/registry.py -- on its network, reachable directly ("near") and through a
-bandwidth-limited relay ("far", lab/throttle.py). On the node it builds two
+lab/fixtures/registry.py -- on its network, reachable directly ("near") and through a
+bandwidth-limited relay ("far", lab/fixtures/throttle.py). On the node it builds two
 images from the lab's busybox: "large" (one layer of random bytes, tens of
 MiB, so nothing compresses it) and "small" (a few bytes over busybox), pushes
 them, and removes them from the node's docker so kubelet must pull.

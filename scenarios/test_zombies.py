@@ -18,7 +18,7 @@ below it.
 
 Fast-forward without touching the host: the node's PID capacity is lowered
 to a few thousand (per-namespace kernel.pid_max where the kernel has it, the
-node container's pids cgroup otherwise; lab/pidspace.py), so the months of
+node container's pids cgroup otherwise; lab/nodetools/pidspace.py), so the months of
 the incident take a minute or two.
 
 Steady state: node Ready, PIDs in use at their baseline, a new pod starts.

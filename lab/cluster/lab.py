@@ -18,7 +18,6 @@ from lab.recipes import kubebins, targets
 from lab.cluster import controlplane
 from lab.cluster.kube import Kube
 from lab.errors import LabError
-from lab.fixtures import registry
 from lab.owned import daemons
 from lab.owned.lablock import LabLock
 from lab.owned.state import LabState
@@ -79,7 +78,6 @@ class Lab:
         if backend.name == "docker":
             done.append(f"docker engine {backend.client.version().get('Version')} answers")
         done.append(f"kubernetes binaries {self.bins.version} ({self.bins.origin}) in {self.bins.directory}")
-        done.append(f"docker-registry (Debian's, not installed) at {registry.binary(self.say)}")
         return done
 
     def host_address(self) -> str:
