@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="scenario parameter, e.g. supercronic=/path/to/supercronic (repeatable)")
     p_run.add_argument("--scenarios-dir", default=None,
                        help="a directory of your own scenario modules, besides the ones shipped with nodelab")
+    p_report = sub.add_parser("report", help="(re)render a run's HTML page and the index of runs; print where")
+    p_report.add_argument("path", nargs="?", help="a run's JSON report (default: the newest)")
+    p_report.add_argument("--latest", action="store_true", help="the newest run's page (the default)")
+    p_report.add_argument("--all", action="store_true", help="render every run's page")
+    p_report.add_argument("--open", action="store_true", help="open the page in a browser")
     p_gate = sub.add_parser("gate", help="regression gate: every scenario must be immune on candidate packages")
     p_gate.add_argument("--base", required=True, help="target whose recipe the candidate starts from")
     p_gate.add_argument("--set", dest="overrides", action="append", required=True, metavar="PKG=VERSION",
@@ -138,6 +143,31 @@ def cmd_run(args) -> int:
     return 0 if all(r["verdict"] == r.get("expected", {}).get("verdict") for r in results) else 1
 
 
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from lab import paths
+    from lab.reports import page, store
+    every = store.every_report()
+    if args.path:
+        chosen = [Path(args.path)]
+        if not chosen[0].is_file():
+            raise LabError(f"no report at {args.path}")
+    elif not every:
+        raise LabError(f"no reports in {paths.reports_dir()} yet; `nodelab run SCENARIO` writes one")
+    else:
+        chosen = every if args.all else every[:1]
+    pages = [page.render(store.load(p), p.parent) for p in chosen]
+    index = page.render_index(chosen[0].parent)
+    for p in pages:
+        print(p)
+    print(f"index: {index}")
+    if args.open:
+        import webbrowser
+        webbrowser.open(pages[0].as_uri())
+    return 0
+
+
 def cmd_gate(args) -> int:
     from lab.scenario.gate import gate
     overrides = pairs(args.overrides, "--set", "PKG=VERSION")
@@ -145,7 +175,7 @@ def cmd_gate(args) -> int:
 
 
 COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "up": cmd_up,
-            "status": cmd_status, "down": cmd_down, "run": cmd_run,
+            "status": cmd_status, "down": cmd_down, "run": cmd_run, "report": cmd_report,
             "gate": cmd_gate}
 
 if __name__ == "__main__":

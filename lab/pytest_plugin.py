@@ -18,10 +18,11 @@ from lab.errors import LabError
 from lab.scenario.definition import Scenario
 
 
-def _scenario_test(lab, target, variant, params, request):
-    """Run the module's scenario on one (target, variant); pass if the verdict is the expected one."""
+def _scenario_test(lab, target, variant, params, request, record_property):
+    """Run the module's scenario on one (target, variant); pass if the verdict is the expected one.
+    Its verdict, expectation, report, page and timings become JUnit properties."""
     from lab.scenario.runner import check
-    check(lab, request.module.SCENARIO, target, variant, params)
+    check(lab, request.module.SCENARIO, target, variant, params, record=record_property)
 
 
 def pytest_pycollect_makeitem(collector, name, obj):

@@ -98,6 +98,7 @@ class ApiQps(Scenario):
 
     def detect(self, ctx: Context) -> None:
         burst = ctx.scratch["first"].measure()
+        ctx.record_series("pod lag: API Running - runtime start", "s", burst.lag_points(), style="scatter")
         ctx.observe("burst-measured", EVIDENCE, burst.complete, burst.summary(), raw=burst.raw())
         _timings(ctx, "first", burst)
         if not burst.complete:

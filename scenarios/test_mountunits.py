@@ -139,7 +139,7 @@ class MountUnitLeak(Scenario):
         series = ctx.scratch["series"] = []
         for c in range(ctx.setting("cycles")):
             _cycle(ctx, f"c{c}", n)
-            series.append(_sample(ctx))
+            series.append({**_sample(ctx), "at": ctx.timeline.since_injection()})
             if c == 0:
                 ctx.observe("churn-running", INJECTION, series[0]["wrapped_calls"] > 0,
                             f"cycle 1: {n} pods with configMap and secret subPath mounts created, Running, deleted; "
@@ -155,6 +155,8 @@ class MountUnitLeak(Scenario):
         ctx.timings.update({"leaked_units_per_100_pods": per_100, "pid1_rss_mib_per_1000_units": rss_per_1000,
                             "systemd_run_calls": last["wrapped_calls"], "pods_churned": pods})
         table = "; ".join(f"cycle {i + 1}: {_describe(s)}" for i, s in enumerate(series))
+        ctx.record_series("transient mount units left", "units", [(s["at"], s["transient"]) for s in series])
+        ctx.record_series("PID 1 RSS", "KiB", [(s["at"], s["pid1_rss_kib"]) for s in series])
         ctx.observe("units-per-cycle", EVIDENCE, True, f"baseline: {_describe(base)}; {table}")
         gone = last["subpath_mounts"] == 0 and last["pod_mount_units"] == 0
         if leaked >= pods:

@@ -177,6 +177,8 @@ class ZombieFlood(Scenario):
                                     ctx.timeline.since_injection)
         series, exhausted_at = flood.series, flood.exhausted_at
         ctx.scratch["series"] = series
+        ctx.record_series("zombies under the cron PID 1", "count", [(t, z) for t, z, _ in series])
+        ctx.record_series("tasks in use on the node", "count", [(t, n) for t, _, n in series if n is not None])
         if flood.failure:
             ctx.scratch["runner_failure"] = flood.failure
         zombies, in_use = series[-1][1], series[-1][2]

@@ -22,11 +22,11 @@ def test_every_shipped_scenario_gets_one_test_per_primary_run():
 
 def test_the_made_test_hands_target_variant_and_params_to_the_run(monkeypatch):
     seen = []
-    monkeypatch.setattr("lab.scenario.runner.check", lambda *args: seen.append(args))
+    monkeypatch.setattr("lab.scenario.runner.check", lambda *args, record: seen.append(args))
 
     class Request:
         module = type("module", (), {"SCENARIO": "the scenario"})
-    pytest_plugin._scenario_test("the lab", "xenial-ga", "v", {"cookie": "4294967040"}, Request())
+    pytest_plugin._scenario_test("the lab", "xenial-ga", "v", {"cookie": "4294967040"}, Request(), print)
     assert seen == [("the lab", "the scenario", "xenial-ga", "v", {"cookie": "4294967040"})]
 
 

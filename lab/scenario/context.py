@@ -23,6 +23,7 @@ class Context:
     defaults: dict = field(default_factory=dict)      # the scenario's numeric settings
     scratch: dict = field(default_factory=dict)       # what one phase leaves for the next
     timings: dict = field(default_factory=dict)       # measured figures for the report
+    series: dict = field(default_factory=dict)        # name -> {"unit", "points": [(s since start, value)]}
 
     def setting(self, key: str) -> int:
         """A numeric setting: the user's --param, else the variant's, else the scenario's default."""
@@ -36,6 +37,12 @@ class Context:
         when = f"injection{obs.at:+.0f}s" if obs.at is not None else f"start+{obs.t:.0f}s"
         say(f"  {obs.kind}: {obs.name} {mark} at {when}: {obs.summary}")
         return obs
+
+    def record_series(self, name: str, unit: str, points, style: str = "line") -> None:
+        """A series for the report's timeline: points (seconds since the injection, value)."""
+        offset = (self.timeline.injected_at or self.timeline.t0) - self.timeline.t0
+        self.series[name] = {"unit": unit, "style": style,
+                             "points": [(round(t + offset, 1), v) for t, v in points if t is not None]}
 
     def until(self, condition, seconds: float, every: float = 1) -> bool:
         """Poll `condition` until it holds or `seconds` pass (lab.polling)."""

@@ -19,13 +19,16 @@ import traceback
 from lab.cluster.lab import report_environment
 from lab.errors import LabError
 from lab.progress import say
-from lab.scenario import report as reports
+from lab.reports import console as report_console
+from lab.reports import page as report_page
+from lab.reports import store as reports
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
 from lab.scenario.evidence import RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.interrupt import Interrupted, catching_signals
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, INTERRUPTED, REPRODUCES
 from lab.scenario.verdict import derive_verdict
+from lab.scenario.watch import ReadySampler
 from lab.recipes.targets import Target
 
 PHASES = ("prepare", "inject", "detect", "recover", "verify")
@@ -46,18 +49,19 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                     "stand_ins": list(scenario.stand_ins), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     say(f"[bold]{scenario.name}[/bold] on {target}{f' ({variant})' if variant else ''}: {scenario.record.title}")
     t0 = time.monotonic()
-    ctx, error, phase = None, None, "boot"
+    ctx, sampler, error, phase = None, None, None, "boot"
     with catching_signals() as signals:
         try:
             kubelet_flags = (*scenario.kubelet_flags, *shlex.split(params.get("kubelet_flags", "")))
             node = lab.up(recipe or target, 1, kubelet_flags=kubelet_flags, prefix=f"nodelab-{scenario.name}-{target}")[0]
-            timeline.phases["boot"] = {"seconds": round(time.monotonic() - t0, 1)}
+            timeline.phases["boot"] = {"start": 0.0, "seconds": round(time.monotonic() - t0, 1)}
             # The run's objects live in a namespace of its own (its node's name and
             # the time): what a killed run left on a control plane that lived on
             # never collides with them, nor does a namespace the previous run's
             # teardown is still deleting.
             namespace = f"{node.name}-{time.strftime('%H%M%S')}"
             ctx = Context(lab, node, lab.kube(namespace=namespace), timeline, params, defaults=dict(scenario.defaults))
+            sampler = ReadySampler(ctx.kube, node.name, timeline.t0).start()
             report["namespace"] = namespace
             ctx.kube.create_namespace()
             report["environment"] = ctx.environment = report_environment(lab, node)
@@ -75,7 +79,8 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                     timeline.injected_at = start   # a scenario that waits for its moment marks it itself
                 if phase in ("prepare", "verify"):
                     _check_steady_state(ctx, scenario, after=phase == "verify")
-                timeline.phases[phase] = {"seconds": round(time.monotonic() - start, 1)}
+                timeline.phases[phase] = {"start": round(start - timeline.t0, 1),
+                                          "seconds": round(time.monotonic() - start, 1)}
                 if phase == "prepare" and timeline.missed(STEADY):
                     break
         except Interrupted:
@@ -93,6 +98,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                 say(f"[yellow]{signals.received} during {phase}: tearing down (a second one is ignored; "
                     f"`nodelab down` removes what a killed run leaves)[/yellow]")
             if ctx is not None:
+                ctx.series["node Ready"] = {"unit": "", "points": sampler.stop() if sampler else []}
                 report["logs"] = _collect_logs(lab, ctx.node, report["run"])
                 _teardown(lab, scenario, ctx)
     if signals.received:
@@ -105,11 +111,14 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                    "total_seconds": round(time.monotonic() - t0, 1)})
     if ctx is not None:
         report["timings"].update(ctx.timings)
+        report["series"] = ctx.series
         report["stand_ins"] = list(dict.fromkeys(report["stand_ins"] + ctx.scratch.get("stand_ins", [])))
+    report["page"] = str(reports.page_file(report["run"]))
     report["report_file"] = str(reports.write(report))
+    report_page.publish(report)
     if signals.received:
         raise Interrupted(signals.received, report["report_file"])
-    reports.summary(report)
+    report_console.summary(report)
     return report
 
 
@@ -147,7 +156,8 @@ def _teardown(lab, scenario: Scenario, ctx: Context) -> None:
         _delete_pods_of(ctx)
         lab.remove_node(ctx.node)
         _delete_namespace_of(ctx)
-        ctx.timeline.phases["teardown"] = {"seconds": round(time.monotonic() - start, 1)}
+        ctx.timeline.phases["teardown"] = {"start": round(start - ctx.timeline.t0, 1),
+                                           "seconds": round(time.monotonic() - start, 1)}
 
 
 def _delete_pods_of(ctx: Context) -> None:
@@ -167,10 +177,17 @@ def _delete_namespace_of(ctx: Context) -> None:
         say(f"[yellow]could not delete namespace {ctx.kube.namespace}: {exc}[/yellow]")
 
 
-def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict | None = None) -> dict:
-    """The pytest body of every scenario: observed verdict == expected verdict."""
+def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict | None = None,
+          record=lambda name, value: None) -> dict:
+    """The pytest body of every scenario: observed verdict == expected verdict.
+    `record(name, value)` gets the run's key figures (pytest's record_property: JUnit properties)."""
     report = run(lab, scenario, target, params, variant)
     expected = report.get("expected", {}).get("verdict")
-    assert expected in (REPRODUCES, IMMUNE), reports.explain(report)
-    assert report["verdict"] == expected, reports.explain(report)
+    for name, value in (("verdict", report["verdict"]), ("expected", expected), ("target", target),
+                        ("variant", variant), ("report", report["report_file"]), ("page", report.get("page")),
+                        *((f"phase_{k}_s", p.get("seconds")) for k, p in report.get("phases", {}).items()),
+                        *((k, v) for k, v in report.get("timings", {}).items() if isinstance(v, (int, float)))):
+        record(name, value)
+    assert expected in (REPRODUCES, IMMUNE), report_console.explain(report)
+    assert report["verdict"] == expected, report_console.explain(report)
     return report

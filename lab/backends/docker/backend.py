@@ -21,6 +21,9 @@ from lab.host import Check
 from lab.owned.state import LabState, Resource, owner_label
 
 
+JOURNAL_LINES = 300_000   # bounds what a run keeps of a node's journal (a run's node writes far fewer)
+
+
 class DockerBackend(Backend):
     name = "docker"
     capabilities = Capabilities(
@@ -133,18 +136,24 @@ class DockerBackend(Backend):
     def collect_logs(self, node: DockerNode, directory: Path) -> list[Path]:
         directory.mkdir(parents=True, exist_ok=True)
         saved = []
-        journal = node.run_outside_pid_namespace(["journalctl", "--no-pager", "-o", "short-precise"],
-                                                 timeout=120).stdout
-        path = directory / f"{node.name}-journal.txt.gz"
-        path.write_bytes(gzip.compress(journal.encode()))
-        saved.append(path)
+
+        def keep(name: str, text: str, compress: bool = False) -> None:
+            path = directory / f"{node.name}-{name}{'.gz' if compress else ''}"
+            path.write_bytes(gzip.compress(text.encode()) if compress else text.encode())
+            saved.append(path)
+
+        # The whole journal (kubelet's, the runtime's, systemd's), at most its last JOURNAL_LINES lines.
+        keep("journal.txt", node.run_outside_pid_namespace(
+            ["journalctl", "--no-pager", "-o", "short-precise", "-n", str(JOURNAL_LINES)], timeout=120).stdout, True)
         try:
-            console = node.container.logs(tail=2000).decode(errors="replace")
+            keep("console.txt", node.container.logs(tail=2000).decode(errors="replace"))
         except docker.errors.NotFound:
-            console = ""
-        path = directory / f"{node.name}-console.txt"
-        path.write_text(console)
-        saved.append(path)
+            pass
+        # dockerd's goroutine dumps the scenario asked for (SIGUSR1), if any.
+        dumps = node.run_outside_pid_namespace("ls /var/run/docker/goroutine-stacks-*.log 2>/dev/null",
+                                               timeout=30).stdout.split()
+        for dump in dumps[:5]:
+            keep(dump.rsplit("/", 1)[1], node.run_outside_pid_namespace(["cat", dump], timeout=60).stdout, True)
         return saved
 
     def reset(self, keep) -> list[str]:

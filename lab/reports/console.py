@@ -1,35 +1,8 @@
-"""A run's JSON report: written beside the others, summarised on the console."""
+"""A run on the console: the summary after it, and the explanation a failed test shows."""
 
-import json
-import time
 from pathlib import Path
 
-from lab import paths
 from lab.progress import console
-from lab.scenario.record import BugRecord
-
-
-def record_dict(r: BugRecord) -> dict:
-    return {"id": r.id, "title": r.title, "component": r.component, "mechanism": r.mechanism,
-            "references": list(r.references), "affected": r.affected,
-            "fixes": [{"version": f.version, "line": f.line, "note": f.note} for f in r.fixes]}
-
-
-def run_id(scenario: str, target: str, variant: str) -> str:
-    """Names a run's report (<id>.json) and its logs directory (<id>/) in the reports directory."""
-    return f"{scenario}-{target}{f'-{variant}' if variant else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def logs_dir(run: str) -> Path:
-    return paths.reports_dir() / run
-
-
-def write(report: dict) -> Path:
-    out = paths.reports_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{report['run']}.json"
-    path.write_text(json.dumps(report, indent=2, default=str))
-    return path
 
 
 def title(report: dict) -> str:
@@ -51,6 +24,8 @@ def summary(report: dict) -> None:
     if report.get("logs"):
         c.print(f"  node logs: {Path(report['logs'][0]).parent}")
     c.print(f"  report: {report['report_file']}")
+    if report.get("page"):
+        c.print(f"  page: {report['page']}")
 
 
 def explain(report: dict) -> str:
