@@ -40,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="scenario parameter, e.g. supercronic=/path/to/supercronic (repeatable)")
     p_run.add_argument("--scenarios-dir", default=None,
                        help="a directory of your own scenario modules, besides the ones shipped with nodelab")
+    p_scenarios = sub.add_parser("scenarios", help="the scenarios, their primary runs and variants; with NAME, "
+                                                   "its parameters")
+    p_scenarios.add_argument("name", nargs="?")
+    p_scenarios.add_argument("--scenarios-dir", default=None,
+                             help="a directory of your own scenario modules, besides the ones shipped with nodelab")
     p_report = sub.add_parser("report", help="(re)render a run's HTML page and the index of runs; print where")
     p_report.add_argument("path", nargs="?", help="a run's JSON report (default: the newest)")
     p_report.add_argument("--latest", action="store_true", help="the newest run's page (the default)")
@@ -133,14 +138,42 @@ def cmd_down(args) -> int:
 
 def cmd_run(args) -> int:
     from lab.scenario import catalog, runner
+    from lab.scenario.params import check
     scenario = catalog.get(args.scenario, args.scenarios_dir)
-    params = pairs(args.param, "--param", "KEY=VALUE")
+    params = check(scenario, pairs(args.param, "--param", "KEY=VALUE"))   # before anything boots
     chosen = scenario.runs(args.target, args.variant)
     for t, _ in chosen:
         targets.runnable(t)
     lab = _lab(args)
-    results = [runner.run(lab, scenario, t, params, v) for t, v in chosen]
+    why = lab.backend.cannot_run(scenario.requires)
+    if why:
+        raise LabError(f"scenario {scenario.name} cannot run here: {why}")
+    try:
+        results = [runner.run(lab, scenario, t, params, v) for t, v in chosen]
+    finally:
+        up = lab.still_up()
+        if up:
+            console().print(f"still up for the next run: {', '.join(up)}; `nodelab down` stops them")
     return 0 if all(r["verdict"] == r.get("expected", {}).get("verdict") for r in results) else 1
+
+
+def cmd_scenarios(args) -> int:
+    from lab.scenario import catalog
+    from lab.scenario.params import describe
+    found = catalog.scenarios(args.scenarios_dir)
+    if args.name and args.name not in found:
+        raise LabError(f"unknown scenario {args.name!r}; known: {', '.join(sorted(found))}")
+    for name in [args.name] if args.name else sorted(found):
+        s = found[name]
+        runs = ", ".join(f"{t}{'/' + v if v else ''}" for t, v in s.runs())
+        print(f"{name}: {s.record.title}\n  primary runs: {runs}")
+        if s.variants:
+            print(f"  variants: {', '.join(s.variants)}")
+        if args.name:
+            print("  parameters (--param NAME=VALUE):")
+            for line in describe(s):
+                print(f"    {line}")
+    return 0
 
 
 def cmd_report(args) -> int:
@@ -175,7 +208,8 @@ def cmd_gate(args) -> int:
 
 
 COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "up": cmd_up,
-            "status": cmd_status, "down": cmd_down, "run": cmd_run, "report": cmd_report,
+            "status": cmd_status, "down": cmd_down, "run": cmd_run, "scenarios": cmd_scenarios,
+            "report": cmd_report,
             "gate": cmd_gate}
 
 if __name__ == "__main__":

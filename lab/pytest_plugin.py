@@ -15,14 +15,19 @@ import pytest
 from lab import backends
 from lab.recipes import targets
 from lab.errors import LabError
+from lab.scenario import params
 from lab.scenario.definition import Scenario
 
 
 def _scenario_test(lab, target, variant, params, request, record_property):
-    """Run the module's scenario on one (target, variant); pass if the verdict is the expected one.
-    Its verdict, expectation, report, page and timings become JUnit properties."""
+    """Run the module's scenario on one (target, variant) with the --params it
+    declares; pass if the verdict is the expected one. Its verdict,
+    expectation, report, page and timings become JUnit properties."""
+    from lab.scenario.params import declared
     from lab.scenario.runner import check
-    check(lab, request.module.SCENARIO, target, variant, params, record=record_property)
+    scenario = request.module.SCENARIO
+    mine = {k: v for k, v in params.items() if k in declared(scenario)}
+    check(lab, scenario, target, variant, mine, record=record_property)
 
 
 def pytest_pycollect_makeitem(collector, name, obj):
@@ -59,6 +64,12 @@ def pytest_generate_tests(metafunc):
         variants = list(scenario.variants)
     # A scenario without variants ignores --variant (it has only its one form).
     runs = scenario.runs(chosen or None, [v for v in variants if v in scenario.variants] or None)
+    given = _given_params(metafunc.config)
+    try:   # a bad value for one of this scenario's parameters: a usage error before anything boots
+        params.check(scenario, {k: v for k, v in given.items() if k in params.declared(scenario)})
+    except LabError as exc:
+        metafunc.config.stash.setdefault(_PROBLEMS, []).append(str(exc))
+    metafunc.config.stash.setdefault(_DECLARED, set()).update(params.declared(scenario))
 
     try:
         backend = backends.backend_class(metafunc.config.getoption("--backend"))
@@ -74,14 +85,36 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize(("target", "variant"), [param(t, v) for t, v in runs])
 
 
-@pytest.fixture
-def params(request) -> dict:
-    """--param KEY=VALUE options as a dict, for scenario tests."""
-    from lab.scenario.params import pairs
+_DECLARED = pytest.StashKey[set]()
+_PROBLEMS = pytest.StashKey[list]()
+
+
+def _given_params(config) -> dict:
     try:
-        return pairs(request.config.getoption("--param"), "--param", "KEY=VALUE")
+        return params.pairs(config.getoption("--param"), "--param", "KEY=VALUE")
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """A --param that no collected scenario takes, or a value that does not fit
+    one that does, is a usage error before any scenario runs, not silently ignored."""
+    declared = config.stash.get(_DECLARED, None)
+    if declared is None:
+        return   # no scenario collected: nothing to check against
+    problems = list(config.stash.get(_PROBLEMS, []))
+    unknown = sorted(set(_given_params(config)) - declared)
+    if unknown:
+        problems.append(f"--param {', '.join(unknown)}: no collected scenario takes it; theirs: "
+                        f"{', '.join(sorted(declared))}")
+    if problems:
+        raise pytest.UsageError("; ".join(dict.fromkeys(problems)))
+
+
+@pytest.fixture(name="params")
+def params_fixture(request) -> dict:
+    """--param KEY=VALUE options as a dict, for scenario tests."""
+    return _given_params(request.config)
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,7 @@ from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
 from lab.scenario.record import IMMUNE, REPRODUCES, BugRecord, Fix
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
+from lab.scenario.params import Setting
 
 RECORD = BugRecord(
     id="kubelet-api-qps",
@@ -57,13 +58,10 @@ RECORD = BugRecord(
 RAISED = ("--kube-api-qps=30", "--kube-api-burst=40", "--event-qps=30", "--event-burst=40")
 ENOUGH = {"kubeAPIQPS": 30, "kubeAPIBurst": 40}      # the article's values
 DEFAULTS = {
-    "pods": 60,              # pods in one burst
-    "burst_seconds": 300,    # how long a burst may take to show Running everywhere
-    # Median lag (runtime start -> API Running) and the trail of the whole
-    # burst (runtime's last start -> API's last Running), both at or above:
-    # the API trails the node; both at or below lag_fixed_s: it follows.
-    "lag_symptom_s": 10,
-    "lag_fixed_s": 5,
+    "pods": Setting(60, "pods in one burst"),
+    "burst_seconds": Setting(300, "how long a burst may take to show Running everywhere"),
+    "lag_symptom_s": Setting(10, "median lag and trail both at or above this: the API trails the node (reproduces)"),
+    "lag_fixed_s": Setting(5, "median lag and trail both at or below this: the API follows the node (immune)"),
 }
 
 

@@ -41,6 +41,7 @@ from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SY
 from lab.scenario.record import BugRecord, Fix
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
+from lab.scenario.params import Setting
 from lab.scenario.watch import ReadyWatch
 
 RECORD = BugRecord(
@@ -78,6 +79,8 @@ class CookieOverflow(Scenario):
     key_symptoms = ("system-bus-call-to-systemd1-times-out", "node-notready-pleg")
     # How long detection watches for NotReady, and how long an immune node
     # must stay Ready after the injection (PLEG threshold 3 min + margin).
+    defaults = {"cookie": Setting(0xFFFFFFF0, "the value gdb writes into PID 1's system-bus cookie (sends left "
+                                              "before 2^32: 0xffffffff minus it)")}
     watch_seconds = 480
     ready_hold_seconds = 270
     verify_hold_seconds = 120
@@ -120,7 +123,7 @@ class CookieOverflow(Scenario):
 
         ctx.observe("restarter-in-back-off", EVIDENCE, ctx.until(entered_back_off, 120, every=0.5),
                     f"{RESTARTER_POD} waiting: {seen['reason'] or 'not waiting'} at the injection")
-        value = int(str(ctx.params.get("cookie", 0xFFFFFFF0)), 0)
+        value = ctx.setting("cookie")
         ctx.timeline.injected_at = time.monotonic()
         push = sdbus.write_cookie(ctx.node, push, value)
         ctx.scratch["push"] = push

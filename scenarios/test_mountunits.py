@@ -53,6 +53,7 @@ from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
 from lab.scenario.record import BugRecord, Fix
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
+from lab.scenario.params import Setting
 
 RECORD = BugRecord(
     id="systemd-229-transient-mount-scope-leak",
@@ -77,9 +78,9 @@ CLEANER = "/usr/local/sbin/nodelab-mount-unit-cleaner"
 SELECTOR, PREFIX = "nodelab.scenario=mountunits", "mountunits-"
 CONFIGMAP, SECRET = "mountunits-config", "mountunits-token"
 DEFAULTS = {
-    "cycles": 4,             # churn cycles while the units are counted
-    "pods_per_cycle": 10,    # pods created and deleted per cycle
-    "cleaner_cycles": 2,     # churn cycles with the cleaner after each
+    "cycles": Setting(4, "churn cycles while the units are counted"),
+    "pods_per_cycle": Setting(10, "pods created and deleted per cycle"),
+    "cleaner_cycles": Setting(2, "churn cycles with the cleaner after each"),
 }
 DRIVEN = "driven by the lab, as kubelet <= 1.19 did: kubelet's mounts under /var/lib/kubelet/pods go through " \
          "`systemd-run --description=\"Kubernetes transient mount for <target>\" --scope -- mount ...` " \

@@ -36,6 +36,7 @@ from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
 from lab.scenario.record import IMMUNE, REPRODUCES, BugRecord
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
+from lab.scenario.params import Setting
 
 RECORD = BugRecord(
     id="kubelet-serial-image-pulls",
@@ -54,10 +55,10 @@ RECORD = BugRecord(
 
 PARALLEL = ("--serialize-image-pulls=false",)
 DEFAULTS = {
-    "large_mib": 32,          # the large image's own layer
-    "slow_kib_per_s": 1024,   # the far path's bandwidth
-    "wait_seconds": 240,      # how long a pod may take to run
-    "blocked_s": 10,          # B's pull held back at least this long: serialized
+    "large_mib": Setting(32, "MiB of random bytes in the large image's own layer"),
+    "slow_kib_per_s": Setting(1024, "the far (slow) path's bandwidth, KiB/s"),
+    "wait_seconds": Setting(240, "how long a pod may take to run"),
+    "blocked_s": Setting(10, "B's pull held back at least this long counts as serialized"),
 }
 
 

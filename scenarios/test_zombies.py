@@ -49,6 +49,7 @@ from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SY
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES, BugRecord, Fix
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
+from lab.scenario.params import Option, Setting
 from lab.fixtures import cronpod
 from lab.fixtures.slowhttp import SlowEndpoint
 
@@ -75,11 +76,11 @@ NEW_POD_SECONDS = 60          # a new pod Running once Ready, or the daemons are
 CRON_POD, TINI_POD, NEWCOMER_POD = "zombies-cron", "zombies-cron-tini", "zombies-newcomer"
 BASELINE_POD, AFTER_POD = "zombies-baseline", "zombies-after"
 DEFAULTS = {
-    "free_pids": 1500,       # PIDs left for new tasks once the capacity is lowered
-    "curls_per_job": 20,     # background curls each job leaves behind
-    "curl_seconds": 3,       # how long the lab's endpoint takes to answer
-    "watch_seconds": 300,    # how long detection waits for the PID space to fill
-    "flat_seconds": 120,     # how long zombies must stay flat under tini
+    "free_pids": Setting(1500, "PIDs left for new tasks once the node's capacity is lowered"),
+    "curls_per_job": Setting(20, "background curls each job leaves behind"),
+    "curl_seconds": Setting(3, "how long the lab's endpoint takes to answer"),
+    "watch_seconds": Setting(300, "how long detection waits for the PID space to fill"),
+    "flat_seconds": Setting(120, "how long zombies must stay flat under tini"),
 }
 
 
@@ -104,6 +105,13 @@ class ZombieFlood(Scenario):
     # cgroupfs, which keep answering when the node itself cannot fork.
     requires = ("host_sees_node_processes",)
     settle_seconds = 90
+    options = {
+        "supercronic": Option("a real supercronic binary on the lab host, run instead of the stand-in", is_file=True),
+        "supercronic_version": Option("that binary's version (X.Y.Z): it decides the expected verdict"),
+        "pid1": Option("what runs as the cron pod's PID 1 (the variants set it)", choices=("supercronic", "tini")),
+        "pod_task_cap": Option("'systemd' keeps systemd's DefaultTasksMax on container scopes (variant "
+                               "systemd-tasksmax)", choices=("systemd",)),
+    }
 
     def expected(self, ctx: Context) -> tuple[str, str]:
         if ctx.params.get("pid1") == "tini":

@@ -29,3 +29,34 @@ def test_unknown_command_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
     assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "cookie", "--param", "cokie=1"], "scenario cookie has no parameter 'cokie'; its parameters: cookie, kubelet_flags"),
+    (["run", "cookie", "--param", "cookie=0xzz"], "--param cookie=0xzz: cookie is a whole number (decimal or 0x-hex) in cookie"),
+    (["run", "cookie", "--param", "cookie=-1"], "--param cookie=-1: must not be negative"),
+    (["run", "cookie", "--param", "cookie"], "--param takes KEY=VALUE, not 'cookie'"),
+    (["run", "zombies", "--param", "pid1=bash"], "--param pid1=bash: one of supercronic, tini"),
+    (["run", "zombies", "--param", "supercronic=/nonexistent"], "--param supercronic=/nonexistent: no such file"),
+    (["run", "mountunits", "--param", "cycles=many"], "--param cycles=many: cycles is a whole number (decimal or 0x-hex) in mountunits"),
+    (["run", "apiqps", "--variant", "fast"], "scenario apiqps has no variant 'fast'; known: default, raised"),
+])
+def test_a_bad_parameter_is_one_line_and_no_node_starts(argv, message, capsys, monkeypatch):
+    def no_lab(*args, **kwargs):
+        raise AssertionError("the lab was touched for a bad parameter")
+    monkeypatch.setattr("lab.cli.Lab", no_lab)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err.replace("\n", " ") and "Traceback" not in err
+
+
+def test_a_good_hex_parameter_parses():
+    from lab.scenario import catalog
+    from lab.scenario.params import check
+    assert check(catalog.get("cookie"), {"cookie": "0xffffff00"}) == {"cookie": 0xFFFFFF00}
+
+
+def test_scenarios_lists_each_scenarios_parameters(capsys):
+    assert main(["scenarios", "cookie"]) == 0
+    out = capsys.readouterr().out
+    assert "primary runs: xenial-ga, bookworm" in out and "cookie (number, default 4294967280)" in out

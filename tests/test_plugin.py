@@ -20,14 +20,24 @@ def test_every_shipped_scenario_gets_one_test_per_primary_run():
     assert len(expected) == 10 and collected == expected
 
 
-def test_the_made_test_hands_target_variant_and_params_to_the_run(monkeypatch):
+def test_the_made_test_hands_target_variant_and_its_own_params_to_the_run(monkeypatch):
     seen = []
     monkeypatch.setattr("lab.scenario.runner.check", lambda *args, record: seen.append(args))
+    cookie = catalog.shipped()["cookie"]
 
     class Request:
-        module = type("module", (), {"SCENARIO": "the scenario"})
-    pytest_plugin._scenario_test("the lab", "xenial-ga", "v", {"cookie": "4294967040"}, Request(), print)
-    assert seen == [("the lab", "the scenario", "xenial-ga", "v", {"cookie": "4294967040"})]
+        module = type("module", (), {"SCENARIO": cookie})
+    # --param cycles belongs to another scenario (mountunits): cookie's run does not get it.
+    pytest_plugin._scenario_test("the lab", "xenial-ga", "", {"cookie": "4294967040", "cycles": "2"}, Request(), print)
+    assert seen == [("the lab", cookie, "xenial-ga", "", {"cookie": "4294967040"})]
+
+
+def test_a_param_no_scenario_takes_or_a_bad_value_is_a_usage_error():
+    for args, message in ((["--param", "cokie=1"], "--param cokie: no collected scenario takes it"),
+                          (["-k", "cookie", "--param", "cookie=0xzz"], "--param cookie=0xzz: cookie is a whole number")):
+        out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "scenarios", *args], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 4 and message in out.stderr, out.stderr
 
 
 def test_scenarios_are_found_from_any_directory(tmp_path):

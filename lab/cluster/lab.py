@@ -172,6 +172,10 @@ class Lab:
                 "processes": [r.role for r in self.state.resources("process") if daemons.running(r)],
                 "state_file": str(self.state.file)}
 
+    def still_up(self) -> list[str]:
+        """What the lab keeps running between runs (the control plane, an engine it started)."""
+        return [f"{r.role} ({r.ref})" for r in self.state.resources("process") if daemons.running(r)]
+
     def down(self, keep=lambda resource: False) -> list[str]:
         """Remove what the state records (except what `keep` selects): first
         the backend's nodes and networks, while its engine still answers, then

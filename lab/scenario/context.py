@@ -20,7 +20,7 @@ class Context:
     timeline: Timeline
     params: dict = field(default_factory=dict)
     environment: dict = field(default_factory=dict)   # versions read from the node
-    defaults: dict = field(default_factory=dict)      # the scenario's numeric settings
+    defaults: dict = field(default_factory=dict)      # the scenario's numeric settings (name -> Setting)
     scratch: dict = field(default_factory=dict)       # what one phase leaves for the next
     timings: dict = field(default_factory=dict)       # measured figures for the report
     series: dict = field(default_factory=dict)        # name -> {"unit", "points": [(s since start, value)]}
@@ -29,7 +29,7 @@ class Context:
         """A numeric setting: the user's --param, else the variant's, else the scenario's default."""
         if key not in self.params and key not in self.defaults:
             raise LabError(f"no setting {key!r}")
-        return int(self.params.get(key, self.defaults.get(key)))
+        return int(self.params[key]) if key in self.params else self.defaults[key].default
 
     def observe(self, *args, **kwargs):
         obs = self.timeline.observe(*args, **kwargs)

@@ -3,6 +3,7 @@ and its phases, which the runner calls in order (lab.scenario.runner)."""
 
 from lab.errors import LabError
 from lab.scenario.context import Context
+from lab.scenario.params import Option, Setting
 from lab.scenario.record import BugRecord
 from lab.recipes.targets import PRIMARY
 
@@ -20,7 +21,8 @@ class Scenario:
     # False where the verdict hangs on a workload or kubelet setting, not on
     # the node's packages: the package regression gate has nothing to say then.
     keyed_on_packages: bool = True
-    defaults: dict[str, int] = {}        # numeric settings a --param may override (Context.setting)
+    defaults: dict[str, Setting] = {}    # numeric settings a --param may override (Context.setting)
+    options: dict[str, Option] = {}      # parameters that are not numbers (lab.scenario.params)
     kubelet_flags: tuple[str, ...] = ()  # every run's; a variant or --param adds "kubelet_flags": "..."
     stand_ins: tuple[str, ...] = ()      # stand-ins in the causal chain, said in every report
     # Backend capabilities the chain needs (lab.backends.base.Capabilities);

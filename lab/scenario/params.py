@@ -1,10 +1,37 @@
-"""KEY=VALUE items from the command line (--param, --set)."""
+"""A scenario's parameters, declared and checked before anything boots.
+
+Numbers are `Setting`s (a default and what it means), anything else is an
+`Option` (a path, a version, a choice); `kubelet_flags` every scenario takes.
+`--param` names a scenario does not declare, and values that do not parse,
+are one clear error before a node is started.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
 
 from lab.errors import LabError
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A whole number the scenario runs with; `--param NAME=N` (decimal or 0x-hex) overrides it."""
+    default: int
+    help: str
+
+
+@dataclass(frozen=True)
+class Option:
+    """A parameter that is not a number."""
+    help: str
+    choices: tuple[str, ...] = ()
+    is_file: bool = False          # a path on the lab host that must exist
+
+
+COMMON = {"kubelet_flags": Option("extra kubelet flags for the run's node, e.g. '--serialize-image-pulls=false'")}
+
+
 def pairs(items: list[str], option: str, form: str) -> dict[str, str]:
-    """KEY=VALUE command-line items as a dict."""
+    """KEY=VALUE command-line items as a dict (--param, --set)."""
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -12,3 +39,47 @@ def pairs(items: list[str], option: str, form: str) -> dict[str, str]:
             raise LabError(f"{option} takes {form}, not {item!r}")
         out[name] = value
     return out
+
+
+def declared(scenario) -> dict:
+    """Every parameter the scenario takes: name -> Setting or Option."""
+    return {**scenario.defaults, **scenario.options, **COMMON}
+
+
+def check(scenario, given: dict) -> dict:
+    """The given parameters, parsed (numbers as int); one clear LabError for
+    a parameter the scenario does not take or a value that does not fit."""
+    known = declared(scenario)
+    parsed = {}
+    for name, value in given.items():
+        if name not in known:
+            raise LabError(f"scenario {scenario.name} has no parameter {name!r}; its parameters: "
+                           f"{', '.join(sorted(known))} (`nodelab scenarios {scenario.name}` says what each does)")
+        kind = known[name]
+        if isinstance(kind, Setting):
+            try:
+                parsed[name] = value if isinstance(value, int) else int(str(value), 0)
+            except ValueError:
+                raise LabError(f"--param {name}={value}: {name} is a whole number (decimal or 0x-hex) in "
+                               f"{scenario.name}: {kind.help}") from None
+            if parsed[name] < 0:
+                raise LabError(f"--param {name}={value}: must not be negative")
+            continue
+        if kind.choices and value not in kind.choices:
+            raise LabError(f"--param {name}={value}: one of {', '.join(kind.choices)}")
+        if kind.is_file and not Path(value).is_file():
+            raise LabError(f"--param {name}={value}: no such file")
+        parsed[name] = value
+    return parsed
+
+
+def describe(scenario) -> list[str]:
+    """One line per parameter, for `nodelab scenarios NAME`."""
+    lines = []
+    for name, kind in sorted(declared(scenario).items()):
+        if isinstance(kind, Setting):
+            lines.append(f"{name} (number, default {kind.default}): {kind.help}")
+        else:
+            what = f"one of {', '.join(kind.choices)}" if kind.choices else "a file" if kind.is_file else "text"
+            lines.append(f"{name} ({what}): {kind.help}")
+    return lines

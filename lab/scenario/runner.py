@@ -26,6 +26,7 @@ from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
 from lab.scenario.evidence import RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.interrupt import Interrupted, catching_signals
+from lab.scenario.params import check as check_params
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, INTERRUPTED, REPRODUCES
 from lab.scenario.verdict import derive_verdict
 from lab.scenario.watch import ReadySampler
@@ -42,7 +43,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
         raise LabError(f"scenario {scenario.name} cannot run here: {why}")
     recipe = target if isinstance(target, Target) else None
     target = recipe.name if recipe else target
-    params = {**scenario.variant_params(variant), **(params or {})}
+    params = {**scenario.variant_params(variant), **check_params(scenario, params or {})}
     timeline = Timeline()
     report: dict = {"run": reports.run_id(scenario.name, target, variant), "scenario": scenario.name, "bug": reports.record_dict(scenario.record), "target": target,
                     "variant": variant, "params": params, "candidate": recipe.summary if recipe else None,
