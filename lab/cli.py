@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--variant", action="append", help="scenario variant(s); default: the primary runs")
     p_run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                        help="scenario parameter, e.g. supercronic=/path/to/supercronic (repeatable)")
+    p_run.add_argument("--repeat", type=int, default=1, metavar="N",
+                       help="run each (target, variant) N times, each on a fresh node, and summarize the rates")
     p_run.add_argument("--scenarios-dir", default=None,
                        help="a directory of your own scenario modules, besides the ones shipped with nodelab")
     p_scenarios = sub.add_parser("scenarios", help="the scenarios, their primary runs and variants; with NAME, "
@@ -141,6 +143,8 @@ def cmd_run(args) -> int:
     from lab.scenario.params import check
     scenario = catalog.get(args.scenario, args.scenarios_dir)
     params = check(scenario, pairs(args.param, "--param", "KEY=VALUE"))   # before anything boots
+    if args.repeat < 1:
+        raise LabError("--repeat must be at least 1")
     chosen = scenario.runs(args.target, args.variant)
     for t, _ in chosen:
         targets.runnable(t)
@@ -149,11 +153,18 @@ def cmd_run(args) -> int:
     if why:
         raise LabError(f"scenario {scenario.name} cannot run here: {why}")
     try:
-        results = [runner.run(lab, scenario, t, params, v) for t, v in chosen]
+        results = [runner.run(lab, scenario, t, params, v) for t, v in chosen for _ in range(args.repeat)]
     finally:
         up = lab.still_up()
         if up:
             console().print(f"still up for the next run: {', '.join(up)}; `nodelab down` stops them")
+    if args.repeat > 1:
+        from lab.reports import rates
+        summaries = rates.summarize(results)
+        for summary in summaries:
+            for line in rates.lines(summary):
+                print(line)
+        print(f"rates: {rates.write(summaries)}")
     return 0 if all(r["verdict"] == r.get("expected", {}).get("verdict") for r in results) else 1
 
 

@@ -27,7 +27,8 @@ def _scenario_test(lab, target, variant, params, request, record_property):
     from lab.scenario.runner import check
     scenario = request.module.SCENARIO
     mine = {k: v for k, v in params.items() if k in declared(scenario)}
-    check(lab, scenario, target, variant, mine, record=record_property)
+    reports = request.config.stash.setdefault(_REPORTS, [])
+    check(lab, scenario, target, variant, mine, record=record_property, keep=reports.append)
 
 
 def pytest_pycollect_makeitem(collector, name, obj):
@@ -48,6 +49,8 @@ def pytest_addoption(parser):
     parser.addoption("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="scenario parameter, e.g. supercronic=/path/to/supercronic")
     parser.addoption("--backend", default="docker", help="what nodes are (default: docker)")
+    parser.addoption("--repeat", type=int, default=1, metavar="N",
+                     help="run each scenario run N times, each on a fresh node, and summarize the rates")
 
 
 def pytest_generate_tests(metafunc):
@@ -77,15 +80,21 @@ def pytest_generate_tests(metafunc):
         raise pytest.UsageError(str(exc)) from None
     cannot = backend.cannot_run(scenario.requires)
 
-    def param(t: str, v: str):
+    repeat = metafunc.config.getoption("--repeat")
+    if repeat < 1:
+        raise pytest.UsageError("--repeat must be at least 1")
+
+    def param(t: str, v: str, i: int):
         why = cannot or (f"target {t}: {backend.unavailable(targets.TARGETS[t])}"
                          if backend.unavailable(targets.TARGETS[t]) else None)
-        return pytest.param(t, v, id=f"{t}-{v}" if v else t, marks=[pytest.mark.skip(reason=why)] if why else [])
+        ident = (f"{t}-{v}" if v else t) + (f"-r{i + 1}" if repeat > 1 else "")
+        return pytest.param(t, v, id=ident, marks=[pytest.mark.skip(reason=why)] if why else [])
 
-    metafunc.parametrize(("target", "variant"), [param(t, v) for t, v in runs])
+    metafunc.parametrize(("target", "variant"), [param(t, v, i) for t, v in runs for i in range(repeat)])
 
 
 _DECLARED = pytest.StashKey[set]()
+_REPORTS = pytest.StashKey[list]()
 _PROBLEMS = pytest.StashKey[list]()
 
 
@@ -109,6 +118,20 @@ def pytest_collection_modifyitems(session, config, items):
                         f"{', '.join(sorted(declared))}")
     if problems:
         raise pytest.UsageError("; ".join(dict.fromkeys(problems)))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    """With --repeat N: how often each run gave its expected verdict, and the spread of its timings."""
+    reports = config.stash.get(_REPORTS, [])
+    if config.getoption("--repeat") < 2 or not reports:
+        return
+    from lab.reports import rates
+    summaries = rates.summarize(reports)
+    terminalreporter.section("reproduction rates")
+    for summary in summaries:
+        for line in rates.lines(summary):
+            terminalreporter.write_line(line)
+    terminalreporter.write_line(f"rates: {rates.write(summaries)}")
 
 
 @pytest.fixture(name="params")

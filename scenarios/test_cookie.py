@@ -80,7 +80,7 @@ class CookieOverflow(Scenario):
     # How long detection watches for NotReady, and how long an immune node
     # must stay Ready after the injection (PLEG threshold 3 min + margin).
     defaults = {"cookie": Setting(0xFFFFFFF0, "the value gdb writes into PID 1's system-bus cookie (sends left "
-                                              "before 2^32: 0xffffffff minus it)")}
+                                              "before 2^32: 0xffffffff minus it)", at_most=2**64 - 1)}
     watch_seconds = 480
     ready_hold_seconds = 270
     verify_hold_seconds = 120

@@ -22,11 +22,12 @@ def test_every_shipped_scenario_gets_one_test_per_primary_run():
 
 def test_the_made_test_hands_target_variant_and_its_own_params_to_the_run(monkeypatch):
     seen = []
-    monkeypatch.setattr("lab.scenario.runner.check", lambda *args, record: seen.append(args))
+    monkeypatch.setattr("lab.scenario.runner.check", lambda *args, record, keep: seen.append(args))
     cookie = catalog.shipped()["cookie"]
 
     class Request:
         module = type("module", (), {"SCENARIO": cookie})
+        config = type("config", (), {"stash": {}})()
     # --param cycles belongs to another scenario (mountunits): cookie's run does not get it.
     pytest_plugin._scenario_test("the lab", "xenial-ga", "", {"cookie": "4294967040", "cycles": "2"}, Request(), print)
     assert seen == [("the lab", cookie, "xenial-ga", "", {"cookie": "4294967040"})]

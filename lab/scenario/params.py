@@ -17,6 +17,8 @@ class Setting:
     """A whole number the scenario runs with; `--param NAME=N` (decimal or 0x-hex) overrides it."""
     default: int
     help: str
+    at_least: int = 0
+    at_most: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,10 @@ def check(scenario, given: dict) -> dict:
             except ValueError:
                 raise LabError(f"--param {name}={value}: {name} is a whole number (decimal or 0x-hex) in "
                                f"{scenario.name}: {kind.help}") from None
-            if parsed[name] < 0:
-                raise LabError(f"--param {name}={value}: must not be negative")
+            if parsed[name] < kind.at_least or (kind.at_most is not None and parsed[name] > kind.at_most):
+                top = f" and at most {kind.at_most:#x}" if kind.at_most is not None and kind.at_most > 2**20 else \
+                    f" and at most {kind.at_most}" if kind.at_most is not None else ""
+                raise LabError(f"--param {name}={value}: must be at least {kind.at_least}{top}")
             continue
         if kind.choices and value not in kind.choices:
             raise LabError(f"--param {name}={value}: one of {', '.join(kind.choices)}")
@@ -78,7 +82,8 @@ def describe(scenario) -> list[str]:
     lines = []
     for name, kind in sorted(declared(scenario).items()):
         if isinstance(kind, Setting):
-            lines.append(f"{name} (number, default {kind.default}): {kind.help}")
+            limit = f", {kind.at_least}..{kind.at_most}" if kind.at_most is not None else f", >= {kind.at_least}"
+            lines.append(f"{name} (number, default {kind.default}{limit}): {kind.help}")
         else:
             what = f"one of {', '.join(kind.choices)}" if kind.choices else "a file" if kind.is_file else "text"
             lines.append(f"{name} ({what}): {kind.help}")

@@ -179,10 +179,12 @@ def _delete_namespace_of(ctx: Context) -> None:
 
 
 def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict | None = None,
-          record=lambda name, value: None) -> dict:
+          record=lambda name, value: None, keep=lambda report: None) -> dict:
     """The pytest body of every scenario: observed verdict == expected verdict.
-    `record(name, value)` gets the run's key figures (pytest's record_property: JUnit properties)."""
+    `record(name, value)` gets the run's key figures (pytest's record_property: JUnit properties);
+    `keep(report)` the whole report (for --repeat's rates)."""
     report = run(lab, scenario, target, params, variant)
+    keep(report)
     expected = report.get("expected", {}).get("verdict")
     for name, value in (("verdict", report["verdict"]), ("expected", expected), ("target", target),
                         ("variant", variant), ("report", report["report_file"]), ("page", report.get("page")),
