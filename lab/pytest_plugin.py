@@ -64,9 +64,9 @@ def pytest_generate_tests(metafunc):
         targets.get(name)   # unknown target: a clear error at collection
     variants = metafunc.config.getoption("--variant")
     if "all" in variants:
-        variants = list(scenario.variants)
-    # A scenario without variants ignores --variant (it has only its one form).
-    runs = scenario.runs(chosen or None, [v for v in variants if v in scenario.variants] or None)
+        variants = scenario.forms()
+    # A scenario ignores a --variant it does not have (one without variants has only its one form).
+    runs = scenario.runs(chosen or None, [v for v in variants if v in scenario.forms()] or None)
     given = _given_params(metafunc.config)
     try:   # a bad value for one of this scenario's parameters: a usage error before anything boots
         params.check(scenario, {k: v for k, v in given.items() if k in params.declared(scenario)})

@@ -275,32 +275,12 @@ class ZombieFlood(Scenario):
         ctx.observe("zombies-gone-pids-back", RECOVERY, gone and in_use <= baseline + 100,
                     f"cron PID 1 {'gone' if gone else 'still there'} {ctx.timings['delete_to_zombies_gone_s']} s "
                     f"after the delete; {in_use} tasks in use (baseline {baseline})")
-        is_ready = lambda: ctx.kube.condition(node.name).status == "True"  # noqa: E731
-        ready = ctx.until(is_ready, KUBELET_WEDGED_SECONDS)
-        ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
         after_pod = workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600")
-        if ready:
-            ctx.kube.create_pod(after_pod)
-        started = ready and workload.running_within(ctx.kube, AFTER_POD, NEW_POD_SECONDS)
-        if not started:
-            # Seen after exhaustion, the PIDs back: dockerd failed for good
-            # (start limit after 4 crashes) and kubelet stopped with it
-            # (bookworm), or Ready but dockerd's link to containerd broken
-            # ("all SubConns are in TransientFailure", xenial-ga's docker
-            # 18.09), so no sandbox starts. An operator restarts the runtime
-            # and kubelet; so does the lab.
-            cond = ctx.kube.condition(node.name)
-            why = (f"Ready={cond.status} ({cond.message}) {KUBELET_WEDGED_SECONDS} s after the PIDs came back"
-                   if not ready else f"Ready, but {AFTER_POD} not Running {NEW_POD_SECONDS} s after creation: "
-                   f"{workload.why_not_running(ctx.kube, AFTER_POD)}")
-            ctx.observe("daemons-wedged-after-exhaustion", EVIDENCE, True,
-                        f"{why}; {runtime.daemon_states(node)}; restarting containerd, docker and kubelet, as an operator would")
-            node.run("for u in containerd docker kubelet; do systemctl restart $u; done", timeout=180, check=False)
-            ready = ctx.until(is_ready, 120)
-            ctx.timings["delete_to_ready_s"] = round(time.monotonic() - t0, 1)
-            if ready and ctx.kube.pod(AFTER_POD) is None:
-                ctx.kube.create_pod(after_pod)
-            started = ready and workload.running_within(ctx.kube, AFTER_POD, 120)
+        serving = runtime.serving_again(ctx.kube, node, after_pod, KUBELET_WEDGED_SECONDS, NEW_POD_SECONDS)
+        ready, started = serving.ready, serving.started
+        ctx.timings["delete_to_ready_s"] = round((serving.ready_at or time.monotonic()) - t0, 1)
+        if serving.restarted:
+            ctx.observe("daemons-wedged-after-exhaustion", EVIDENCE, True, serving.restarted)
         cond = ctx.kube.condition(node.name)
         ctx.observe("node-ready-again", RECOVERY, ready, f"Ready={cond.status} {cond.message} "
                     f"{ctx.timings['delete_to_ready_s']} s after the delete; {runtime.daemon_states(node)}")

@@ -32,7 +32,7 @@ def test_unknown_command_is_a_usage_error(capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["run", "cookie", "--param", "cokie=1"], "scenario cookie has no parameter 'cokie'; its parameters: cookie, kubelet_flags"),
+    (["run", "cookie", "--param", "cokie=1"], "scenario cookie has no parameter 'cokie'; its parameters: cookie, flap_seconds, kubelet_flags"),
     (["run", "cookie", "--param", "cookie=0xzz"], "--param cookie=0xzz: cookie is a whole number (decimal or 0x-hex) in cookie"),
     (["run", "cookie", "--param", "cookie=-1"], "--param cookie=-1: must be at least 0 and at most 0xffffffffffffffff"),
     (["run", "cookie", "--param", "cookie=0x10000000000000000"], "must be at least 0 and at most 0xffffffffffffffff"),

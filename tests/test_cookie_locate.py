@@ -113,7 +113,7 @@ def test_write_goes_through_gdb_only_while_the_cookie_is_near_where_it_was_locat
     node = FakeSystemd({}, drift=1, symbols=False)
     push = sdbus.locate_cookie(node)
     assert push.bus is None and push.cookie_expr.startswith("*(unsigned long *)")
-    sdbus.write_cookie(node, push, 0xFFFFFFF0)
+    sdbus.confirm_write(node, sdbus.write_cookie(node, push, 0xFFFFFFF0))
     assert push.written == 0xFFFFFFF0 and push.reply_serial_after == 0xFFFFFFF0 + 2
     assert node.gdb_runs[-1][1].startswith("set var")
     value, _ = sdbus.read_cookie(node, push)

@@ -4,8 +4,11 @@ processes that hang, and dockerd's own goroutine dump (SIGUSR1)."""
 import json
 import re
 import time
+from dataclasses import dataclass
 
 from lab.backends.node import Node
+from lab.cluster import workload
+from lab.polling import until
 
 STUCK_SECONDS = 30   # a runc call older than this is stuck (they take well under a second)
 
@@ -79,3 +82,43 @@ def fork_failures_logged(node, since_seconds: int) -> tuple[list[str], dict[str,
             failures.append(line)
             kinds.setdefault(m.group(0).lower(), line)
     return failures, kinds
+
+
+@dataclass
+class Serving:
+    ready: bool                  # the node's Ready condition came back
+    started: bool                # a new pod ran
+    restarted: str = ""          # why the runtime and kubelet were restarted, if they were
+    ready_at: float | None = None   # time.monotonic() when it was seen Ready
+
+
+def serving_again(kube, node, pod: dict, ready_seconds: float, start_seconds: float) -> Serving:
+    """Is the node serving again after an incident: Ready within ready_seconds,
+    and `pod` (a manifest) Running start_seconds after it is created? If not,
+    restart containerd, docker and kubelet, as an operator would, and look again.
+    Seen after PID exhaustion: dockerd failed for good (systemd's start limit)
+    and kubelet (Requires=docker.service) with it, or docker 18.09 cut off from
+    containerd ("all SubConns are in TransientFailure") so that no sandbox starts."""
+    name = pod["metadata"]["name"]
+
+    def ready() -> bool:
+        return kube.condition(node.name).status == "True"
+
+    is_ready = until(ready, ready_seconds)
+    ready_at = time.monotonic() if is_ready else None
+    if is_ready:
+        kube.create_pod(pod)
+    started = is_ready and workload.running_within(kube, name, start_seconds)
+    if started:
+        return Serving(True, True, ready_at=ready_at)
+    cond = kube.condition(node.name)
+    why = (f"Ready={cond.status} ({cond.message}) {ready_seconds:.0f} s after the incident ended" if not is_ready
+           else f"Ready, but {name} not Running {start_seconds:.0f} s after creation: "
+                f"{workload.why_not_running(kube, name)}")
+    why += f"; {daemon_states(node)}; restarted containerd, docker and kubelet, as an operator would"
+    node.run("for u in containerd docker kubelet; do systemctl restart $u; done", timeout=180, check=False)
+    is_ready = until(ready, 120)
+    ready_at = time.monotonic() if is_ready else None
+    if is_ready and kube.pod(name) is None:
+        kube.create_pod(pod)
+    return Serving(is_ready, is_ready and workload.running_within(kube, name, 120), why, ready_at)

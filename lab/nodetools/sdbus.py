@@ -162,6 +162,12 @@ def write_cookie(node: Node, push: CookiePush, value: int) -> CookiePush:
     push.written = value if now == value else None
     push.verification.append(f"write: {b.value(0)} -> {value:#x} at {push.address:#x} if within "
                              f"[{low}, {high}]; gdb read back {b.value(2)}")
+    return push
+
+
+def confirm_write(node: Node, push: CookiePush) -> CookiePush:
+    """Seen from outside PID 1: the serial of systemd's reply to our next Ping
+    (none if the bus has died first)."""
     ping = ping_systemd(node, timeout=5)
     push.reply_serial_after = ping.serial
     push.verification.append(f"next Ping reply serial {hex(ping.serial) if ping.serial is not None else 'none'}")

@@ -43,9 +43,14 @@ class Scenario:
                            f"known: {', '.join(self.variants) or 'none'}")
         return dict(self.variants.get(variant, {}))
 
+    def forms(self) -> list[str]:
+        """Every form of the scenario: its primary runs' (which may be the plain "") and every variant."""
+        return list(dict.fromkeys([v for _, v in self.runs()] + list(self.variants)))
+
     def runs(self, target_names: list[str] | None = None, variant_names: list[str] | None = None
              ) -> list[tuple[str, str]]:
-        """The (target, variant) pairs to run: the primary runs unless told."""
+        """The (target, variant) pairs to run: the primary runs unless told; told
+        only the targets, the primary runs' variants on them."""
         for v in variant_names or ():
             self.variant_params(v)
         if not target_names and not variant_names:
@@ -53,7 +58,7 @@ class Scenario:
                 return list(self.primary_runs)
             return [(t, "") for t in self.primary_targets or PRIMARY]
         chosen_targets = target_names or list(dict.fromkeys(t for t, _ in self.runs()))
-        chosen_variants = variant_names or list(self.variants) or [""]
+        chosen_variants = variant_names or list(dict.fromkeys(v for _, v in self.runs()))
         return [(t, v) for t in chosen_targets for v in chosen_variants]
 
     # How long the steady state may take to hold again after verify (the
