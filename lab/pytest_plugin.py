@@ -15,8 +15,11 @@ import pytest
 from lab import backends
 from lab.recipes import targets
 from lab.errors import LabError
+from lab.reports.console import explain
 from lab.scenario import params
 from lab.scenario.definition import Scenario
+from lab.scenario.record import IMMUNE, REPRODUCES
+from lab.scenario.runner import run
 
 
 def _scenario_test(lab, target, variant, params, request, record_property):
@@ -24,11 +27,28 @@ def _scenario_test(lab, target, variant, params, request, record_property):
     declares; pass if the verdict is the expected one. Its verdict,
     expectation, report, page and timings become JUnit properties."""
     from lab.scenario.params import declared
-    from lab.scenario.runner import check
     scenario = request.module.SCENARIO
     mine = {k: v for k, v in params.items() if k in declared(scenario)}
     reports = request.config.stash.setdefault(_REPORTS, [])
     check(lab, scenario, target, variant, mine, record=record_property, keep=reports.append)
+
+
+def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict | None = None,
+          record=lambda name, value: None, keep=lambda report: None) -> dict:
+    """The pytest body of every scenario: observed verdict == expected verdict.
+    `record(name, value)` gets the run's key figures (pytest's record_property: JUnit properties);
+    `keep(report)` the whole report (for --repeat's rates)."""
+    report = run(lab, scenario, target, params, variant)
+    keep(report)
+    expected = report.get("expected", {}).get("verdict")
+    for name, value in (("verdict", report["verdict"]), ("expected", expected), ("target", target),
+                        ("variant", variant), ("report", report["report_file"]), ("page", report.get("page")),
+                        *((f"phase_{k}_s", p.get("seconds")) for k, p in report.get("phases", {}).items()),
+                        *((k, v) for k, v in report.get("timings", {}).items() if isinstance(v, (int, float)))):
+        record(name, value)
+    assert expected in (REPRODUCES, IMMUNE), explain(report)
+    assert report["verdict"] == expected, explain(report)
+    return report
 
 
 def pytest_pycollect_makeitem(collector, name, obj):

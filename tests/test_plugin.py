@@ -22,7 +22,7 @@ def test_every_shipped_scenario_gets_one_test_per_primary_run():
 
 def test_the_made_test_hands_target_variant_and_its_own_params_to_the_run(monkeypatch):
     seen = []
-    monkeypatch.setattr("lab.scenario.runner.check", lambda *args, record, keep: seen.append(args))
+    monkeypatch.setattr("lab.pytest_plugin.check", lambda *args, record, keep: seen.append(args))
     cookie = catalog.shipped()["cookie"]
 
     class Request:

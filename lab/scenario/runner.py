@@ -27,7 +27,7 @@ from lab.scenario.definition import Scenario
 from lab.scenario.evidence import RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.interrupt import Interrupted, catching_signals
 from lab.scenario.params import check as check_params
-from lab.scenario.record import IMMUNE, INCONCLUSIVE, INTERRUPTED, REPRODUCES
+from lab.scenario.record import INCONCLUSIVE, INTERRUPTED
 from lab.scenario.verdict import derive_verdict
 from lab.scenario.watch import ReadySampler
 from lab.recipes.targets import Target
@@ -176,21 +176,3 @@ def _delete_namespace_of(ctx: Context) -> None:
         ctx.kube.delete_namespace()
     except Exception as exc:  # noqa: BLE001 - as above
         say(f"[yellow]could not delete namespace {ctx.kube.namespace}: {exc}[/yellow]")
-
-
-def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict | None = None,
-          record=lambda name, value: None, keep=lambda report: None) -> dict:
-    """The pytest body of every scenario: observed verdict == expected verdict.
-    `record(name, value)` gets the run's key figures (pytest's record_property: JUnit properties);
-    `keep(report)` the whole report (for --repeat's rates)."""
-    report = run(lab, scenario, target, params, variant)
-    keep(report)
-    expected = report.get("expected", {}).get("verdict")
-    for name, value in (("verdict", report["verdict"]), ("expected", expected), ("target", target),
-                        ("variant", variant), ("report", report["report_file"]), ("page", report.get("page")),
-                        *((f"phase_{k}_s", p.get("seconds")) for k, p in report.get("phases", {}).items()),
-                        *((k, v) for k, v in report.get("timings", {}).items() if isinstance(v, (int, float)))):
-        record(name, value)
-    assert expected in (REPRODUCES, IMMUNE), report_console.explain(report)
-    assert report["verdict"] == expected, report_console.explain(report)
-    return report
