@@ -62,8 +62,6 @@ def svg(report: dict) -> str:
             ax.axvspan(start - zero, end - zero, color=PHASE_COLOURS.get(name, "#eeeeee"), zorder=0)
         ax.axvline(0, color="#ef6c00", linewidth=0.8, linestyle="--", zorder=1)
         ax.grid(axis="x", color="#dddddd", linewidth=0.5)
-    for name, start, end in phase_spans(report):
-        marks.text((start + end) / 2 - zero, 5.75, name, ha="center", va="bottom", fontsize=8, color="#555555")
     span = max([end for _, _, end in phase_spans(report)] + [o["t"] for o in report.get("observations", [])] + [1])
     stacked: dict[int, tuple[float, int]] = {}   # lane -> (x of the last label, how many stand there)
     for i, o in enumerate(report.get("observations", []), 1):
@@ -72,10 +70,16 @@ def svg(report: dict) -> str:
         marks.scatter([x], [lane], marker=marker, s=70, zorder=3, color=colour if o["seen"] else "white",
                       edgecolors=colour, linewidths=1.2)
         last_x, level = stacked.get(lane, (None, 0))
-        level = level + 1 if last_x is not None and x - last_x < span / 25 else 0   # labels close by stack up
+        # A label reaches about a sixth of the axis: labels closer than that stack up (four levels at most).
+        level = (level + 1) % 4 if last_x is not None and x - last_x < span / 6 else 0
         stacked[lane] = (x, level)
         marks.annotate(f"{i} {o['name']}", (x, lane), xytext=(4, 5 + 8 * level), textcoords="offset points",
                        fontsize=6.5, color=colour)
+    narrow = 0
+    for name, start, end in phase_spans(report):   # a narrow band's name goes a little higher than its neighbour's
+        narrow = narrow + 1 if end - start < span / 12 else 0
+        marks.text((start + end) / 2 - zero, 5.75 + 0.3 * (narrow % 2), name, ha="center", va="bottom", fontsize=8,
+                   color="#555555")
     marks.set_yticks([v[0] for v in KINDS.values()], [v[3] for v in KINDS.values()], fontsize=8)
     marks.set_ylim(-0.7, 6.4)
     marks.set_title(f"{report['scenario']} on {report['target']}{' (' + report['variant'] + ')' if report.get('variant') else ''}"
