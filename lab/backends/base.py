@@ -41,6 +41,11 @@ class Backend(ABC):
     kubelet_in_node: str          # where the lab's kubelet binary is inside a node
 
     @abstractmethod
+    def prepare(self) -> str:
+        """Make the backend ready to start nodes (e.g. start an engine that does not
+        answer); what answers now, for `nodelab setup`."""
+
+    @abstractmethod
     def doctor(self) -> list:
         """Checks (lab.host.Check) of what this backend needs on this host."""
 

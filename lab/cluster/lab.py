@@ -74,9 +74,7 @@ class Lab:
 
     def setup(self) -> list[str]:
         done = [f"installed {p}" for p in host.install_packages(self.say)]
-        backend = self.ground()
-        if backend.name == "docker":
-            done.append(f"docker engine {backend.client.version().get('Version')} answers")
+        done.append(self.ground().prepare())
         done.append(f"kubernetes binaries {self.bins.version} ({self.bins.origin}) in {self.bins.directory}")
         return done
 

@@ -3,6 +3,7 @@
 import contextlib
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lab import polling
 from lab.errors import LabError
@@ -11,10 +12,13 @@ from lab.backends.node import Node
 from lab.progress import say
 from lab.scenario.evidence import Timeline
 
+if TYPE_CHECKING:
+    from lab.cluster.lab import Lab
+
 
 @dataclass
 class Context:
-    lab: "object"                                     # lab.cluster.lab.Lab
+    lab: "Lab"
     node: Node
     kube: Kube
     timeline: Timeline

@@ -44,6 +44,9 @@ class DockerBackend(Backend):
             self._client = engine.ensure_docker_engine(self.state, self.say)
         return self._client
 
+    def prepare(self) -> str:
+        return f"docker engine {self.client.version().get('Version')} answers"
+
     def doctor(self) -> list[Check]:
         checks = []
         needed = adapters.sandbox_adapters()
