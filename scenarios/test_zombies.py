@@ -18,8 +18,8 @@ below it.
 
 Fast-forward without touching the host: the node's PID capacity is lowered
 to a few thousand (per-namespace kernel.pid_max where the kernel has it, the
-node container's pids cgroup otherwise; lab/nodetools/pidspace.py), so the months of
-the incident take a minute or two.
+node container's pids cgroup otherwise; lab/nodetools/pidspace.py), so the
+months of the incident take a minute or two.
 
 Steady state: node Ready, PIDs in use at their baseline, a new pod starts.
 Detection (read from the host's /proc and cgroupfs, which keep working when
@@ -29,13 +29,10 @@ kubelet's journals; a new pod failing to start. Immune (tini): zombies stay
 flat while orphans keep arriving under PID 1 for a sustained window.
 Recovery, both ways the source names: delete the cron pod (zombies vanish,
 PIDs back to baseline, new pods start), then the same workload under tini
-(zombies stay flat). Observed in some runs once the PIDs are back: dockerd,
-which crashed during the exhaustion, hit systemd's start limit (failed after
-4 restarts) and took kubelet (Requires=docker.service) down with it, so the
-node stays Ready=Unknown (bookworm); or docker 18.09 stays cut off from
-containerd, "all SubConns are in TransientFailure" (xenial-ga); the
-lab then restarts containerd, docker and kubelet, as an operator would, and
-reports it (evidence `daemons-wedged-after-exhaustion`).
+(zombies stay flat). When the runtime stays wedged once the PIDs are back
+(seen in some runs: lab.nodetools.runtime.serving_again says how), the lab
+restarts containerd, docker and kubelet, as an operator would, and reports it
+(evidence `daemons-wedged-after-exhaustion`).
 """
 
 import os
