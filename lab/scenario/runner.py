@@ -45,7 +45,8 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
     target = recipe.name if recipe else target
     params = {**scenario.variant_params(variant), **check_params(scenario, params or {})}
     timeline = Timeline()
-    report: dict = {"run": reports.run_id(scenario.name, target, variant), "scenario": scenario.name, "bug": reports.record_dict(scenario.record), "target": target,
+    report: dict = {"run": reports.run_id(scenario.name, target, variant), "scenario": scenario.name,
+                    "bug": reports.record_dict(scenario.record), "target": target,
                     "variant": variant, "params": params, "candidate": recipe.summary if recipe else None,
                     "stand_ins": list(scenario.stand_ins), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     say(f"[bold]{scenario.name}[/bold] on {target}{f' ({variant})' if variant else ''}: {scenario.record.title}")
