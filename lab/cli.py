@@ -96,7 +96,7 @@ def cmd_setup(args) -> int:
 
 def cmd_doctor(args) -> int:
     backend = _lab(args).backend
-    checks = host.doctor() + backend.doctor()
+    checks = host.doctor(backend.host_commands) + backend.doctor()
     for c in checks:
         print(f"{'ok ' if c.ok else 'NO '} {c.name}: {c.detail}")
     for t in targets.TARGETS.values():

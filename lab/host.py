@@ -21,13 +21,13 @@ HOST_COMMANDS = {
 }
 
 
-def missing_commands() -> dict[str, str]:
-    return {cmd: pkg for cmd, pkg in HOST_COMMANDS.items() if shutil.which(cmd) is None}
+def missing_commands(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {cmd: pkg for cmd, pkg in {**HOST_COMMANDS, **(extra or {})}.items() if shutil.which(cmd) is None}
 
 
-def install_packages(say=print) -> list[str]:
-    """Install what is missing with apt; returns the packages installed."""
-    missing = sorted(set(missing_commands().values()))
+def install_packages(say=print, extra: dict[str, str] | None = None) -> list[str]:
+    """Install what is missing with apt (`extra`: a backend's commands); returns the packages installed."""
+    missing = sorted(set(missing_commands(extra).values()))
     if not missing:
         return []
     if os.geteuid() != 0:
@@ -48,10 +48,10 @@ class Check:
     detail: str
 
 
-def doctor() -> list[Check]:
-    """What this host can and cannot run, and why."""
+def doctor(extra: dict[str, str] | None = None) -> list[Check]:
+    """What this host can and cannot run, and why (`extra`: a backend's commands)."""
     checks = []
-    missing = missing_commands()
+    missing = missing_commands(extra)
     checks.append(Check("host packages", not missing,
                         "all present" if not missing else
                         "missing: " + ", ".join(f"{c} ({p})" for c, p in missing.items())))

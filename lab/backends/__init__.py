@@ -2,7 +2,7 @@
 
 from lab.errors import LabError
 
-BACKENDS = ("docker",)
+BACKENDS = ("docker", "qemu")
 
 
 def backend_class(name: str):
@@ -10,9 +10,18 @@ def backend_class(name: str):
     if name == "docker":
         from lab.backends.docker.backend import DockerBackend
         return DockerBackend
+    if name == "qemu":
+        from lab.backends.qemu.backend import QemuBackend
+        return QemuBackend
     raise LabError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
 
 
 def get(name: str, state, say=print):
     """The backend called `name`, for the lab recorded in `state`."""
     return backend_class(name)(state, say)
+
+
+def every(state, say=print) -> list:
+    """Every backend, VMs' first: what `down` resets (a lab may hold nodes of
+    several; VMs sit on the docker backend's network, removed after them)."""
+    return [get(name, state, say) for name in reversed(BACKENDS)]

@@ -39,6 +39,7 @@ class Backend(ABC):
     name: str
     capabilities: Capabilities
     kubelet_in_node: str          # where the lab's kubelet binary is inside a node
+    host_commands: dict[str, str] = {}   # command -> Debian package, beyond lab.host's
 
     @abstractmethod
     def prepare(self) -> str:

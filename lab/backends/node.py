@@ -36,6 +36,7 @@ class Node(ABC):
     name: str
     backend: str
     target: str = ""
+    details: dict = {}    # what the backend says about this node in reports (accelerator, sizes, ...)
 
     @property
     def adapters(self) -> list[str]:

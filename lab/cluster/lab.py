@@ -62,7 +62,7 @@ class Lab:
         missing host packages (what `nodelab setup` does)."""
         if not self._ground_ready:
             self.claim()
-            host.install_packages(self.say)
+            host.install_packages(self.say, self.backend.host_commands)
             self._ground_ready = True
         return self.backend
 
@@ -73,7 +73,7 @@ class Lab:
         return self._bins
 
     def setup(self) -> list[str]:
-        done = [f"installed {p}" for p in host.install_packages(self.say)]
+        done = [f"installed {p}" for p in host.install_packages(self.say, self.backend.host_commands)]
         done.append(self.ground().prepare())
         done.append(f"kubernetes binaries {self.bins.version} ({self.bins.origin}) in {self.bins.directory}")
         return done
@@ -153,16 +153,17 @@ class Lab:
     # -- status and teardown -----------------------------------------------
     def status(self) -> dict:
         cp = controlplane.current(self.state)
-        rows = []
-        try:
-            nodes = self.backend.nodes()
-        except LabError as exc:
-            nodes = []
-            rows.append({"error": str(exc)})
+        rows, nodes = [], []
+        for backend in backends.every(self.state, self.say):   # a lab may hold containers and VMs
+            try:
+                nodes += backend.nodes()
+            except LabError as exc:
+                rows.append({"backend": backend.name, "error": str(exc)})
         kube = Kube(cp.kubeconfig) if cp and cp.healthy() else None
         for node in nodes:
             cond = kube.condition(node.name) if kube else None
-            rows.append({"node": node.name, "target": node.target, "adapters": node.adapters,
+            rows.append({"node": node.name, "backend": node.backend, "target": node.target, "adapters": node.adapters,
+                         **({"vm": node.details} if node.details else {}),
                          "ready": cond.status if cond else "?", "message": cond.message if cond else ""})
         return {"backend": self.backend.name, "control_plane": cp.endpoint if cp else None,
                 "kubeconfig": str(cp.kubeconfig) if cp else None, "nodes": rows,
@@ -180,7 +181,7 @@ class Lab:
         the processes (control plane, fixtures, an engine the lab started),
         then the directories."""
         self.claim()
-        removed = self.backend.reset(keep)
+        removed = [r for backend in backends.every(self.state, self.say) for r in backend.reset(keep)]
         for res in self.state.removal_order():
             if keep(res):
                 continue
@@ -207,7 +208,7 @@ def report_environment(lab: Lab, node: Node) -> dict:
     return {"node": node.name, "target": node.target, "os": os_release, "packages": pkgs, "kubelet": kubelet,
             "kube_binaries": {"version": lab.bins.version, "origin": lab.bins.origin},
             "kernel": node.run("uname -r", check=False).stdout.strip(), "adapters": node.adapters,
-            "backend": node.backend}
+            "backend": node.backend, "node_details": node.details}
 
 
 def dump(obj) -> str:

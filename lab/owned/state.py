@@ -16,7 +16,7 @@ from pathlib import Path
 
 from lab import paths
 
-KINDS_IN_REMOVAL_ORDER = ("container", "process", "network", "dir")
+KINDS_IN_REMOVAL_ORDER = ("container", "vm", "process", "link", "network", "dir")
 
 
 def owner_label() -> str:
@@ -27,7 +27,7 @@ def owner_label() -> str:
 @dataclass
 class Resource:
     kind: str          # one of KINDS_IN_REMOVAL_ORDER
-    ref: str           # container/network name, "pid:<n>", or a path
+    ref: str           # container/network/VM/tap name, "pid:<n>", or a path
     role: str = ""     # what it is for: "node", "etcd", "dockerd", ...
     detail: dict = field(default_factory=dict)
 

@@ -146,7 +146,7 @@ def build_node_image(client, state: LabState, target: Target, say=print, force: 
             environment={"NODELAB_SOURCES": target.sources_list(mirror),
                          "NODELAB_PACKAGES": " ".join(target.packages),
                          "NODELAB_HOLD": " ".join(target.hold)})
-        container.put_archive("/", _tar_of({"provision-node.sh": paths.asset("provision-node.sh").read_bytes()}))
+        container.put_archive("/", tar_of({"provision-node.sh": paths.asset("provision-node.sh").read_bytes()}))
         container.start()
         result = container.wait(timeout=1800)
         logs = container.logs().decode(errors="replace")
@@ -160,7 +160,7 @@ def build_node_image(client, state: LabState, target: Target, say=print, force: 
             "Labels": {"nodelab.target": target.name, "nodelab.recipe": tag,
                        "nodelab.packages": " ".join(versions)}})
     finally:
-        _remove_container(client, name)
+        remove_container(client, name)
         state.forget("container", name)
     _save(tag)
     say(f"built {tag} in {time.monotonic() - started:.0f} s")
@@ -187,13 +187,13 @@ def busybox_image(client, say=print) -> str:
     files = {"bin/busybox": busybox}
     links = {f"bin/{a}": "busybox" for a in applets if a != "busybox"}
     imp = subprocess.run(["docker", "import", "--change", f"CMD {json.dumps(PAUSE_CMD)}", "-", tag],
-                         input=_tar_of(files, links).read(), capture_output=True)
+                         input=tar_of(files, links).read(), capture_output=True)
     if imp.returncode != 0:
         raise LabError(f"importing {tag} failed: {imp.stderr.decode(errors='replace')}")
     return tag
 
 
-def _tar_of(files: dict[str, bytes], links: dict[str, str] | None = None, mode: int = 0o755) -> io.BytesIO:
+def tar_of(files: dict[str, bytes], links: dict[str, str] | None = None, mode: int = 0o755) -> io.BytesIO:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         # Parent directories get entries of their own: older engines (docker
@@ -215,7 +215,7 @@ def _tar_of(files: dict[str, bytes], links: dict[str, str] | None = None, mode: 
     return buf
 
 
-def _remove_container(client, name: str) -> None:
+def remove_container(client, name: str) -> None:
     try:
         client.containers.get(name).remove(force=True)
     except docker.errors.NotFound:

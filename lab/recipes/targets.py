@@ -30,12 +30,20 @@ class Target:
     notes: tuple[str, ...] = ()
     unavailable: str = ""           # why the docker backend cannot build it here
     base_include: tuple[str, ...] = field(default=BASE_INCLUDE)
+    # What a VM node (lab.backends.qemu) boots: the distribution's own kernel
+    # packages, whether that kernel needs its initrd (its virtio and ext4
+    # drivers are modules), and what its command line must add.
+    kernel: tuple[str, ...] = ()
+    kernel_initrd: bool = False
+    kernel_cmdline: tuple[str, ...] = ()
 
     def rootfs_key(self) -> str:
         return _digest({"distro": self.distro, "suite": self.suite, "include": self.base_include})
 
     def recipe_key(self, provision_script: str) -> str:
-        return _digest({"recipe": asdict(self), "provision": provision_script})
+        """The container node's recipe: everything but the kernel, which a container does not boot."""
+        recipe = {k: v for k, v in asdict(self).items() if not k.startswith("kernel")}
+        return _digest({"recipe": recipe, "provision": provision_script})
 
     def sources_list(self, mirror: str) -> str:
         return "\n".join(f"deb {mirror} {p} {' '.join(self.components)}" for p in self.pockets)
@@ -57,6 +65,9 @@ def _xenial(systemd: str) -> tuple[str, ...]:
     return tuple(f"{n}={v}" for n, v in pinned.items()) + NODE_TOOLS
 
 
+# Ubuntu 16.04's GA kernel, from the release pocket: virtio and ext4 are built
+# in (no initrd); -extra- carries virtio_rng and 9p, which the VM loads.
+XENIAL_KERNEL = ("linux-image-4.4.0-21-generic", "linux-image-extra-4.4.0-21-generic")
 XENIAL_HOLD = ("systemd", "libsystemd0", "systemd-sysv", "libpam-systemd", "udev", "libudev1", "systemd-dbg")
 
 TARGETS = {t.name: t for t in (
@@ -64,14 +75,14 @@ TARGETS = {t.name: t for t in (
         name="xenial-ga",
         summary="Ubuntu 16.04 as released: systemd 229-4ubuntu4 (no cookie-overflow fix), docker 18.09.7, runc rc7",
         distro="ubuntu", suite="xenial", pockets=("xenial", "xenial-updates"), components=("main", "universe"),
-        packages=_xenial("229-4ubuntu4"), hold=XENIAL_HOLD,
+        packages=_xenial("229-4ubuntu4"), hold=XENIAL_HOLD, kernel=XENIAL_KERNEL,
         notes=("systemd debug symbols: systemd-dbg 229-4ubuntu4",),
     ),
     Target(
         name="xenial",
         summary="Ubuntu 16.04 updated: systemd 229-4ubuntu21.31 (cookie fix backported in 21.29), docker 18.09.7",
         distro="ubuntu", suite="xenial", pockets=("xenial", "xenial-updates"), components=("main", "universe"),
-        packages=_xenial("229-4ubuntu21.31"), hold=XENIAL_HOLD,
+        packages=_xenial("229-4ubuntu21.31"), hold=XENIAL_HOLD, kernel=XENIAL_KERNEL,
         notes=("systemd debug symbols: systemd-dbg 229-4ubuntu21.31",),
     ),
     Target(
@@ -80,6 +91,8 @@ TARGETS = {t.name: t for t in (
         distro="debian", suite="bookworm", pockets=("bookworm", "bookworm-updates"), components=("main",),
         packages=("systemd=252.*", "systemd-sysv=252.*", "libsystemd0=252.*", "docker.io=20.10.*",
                   "containerd=1.6.*", "runc=1.1.*", "gdb") + NODE_TOOLS,
+        # Debian 12's kernel boots cgroup v2 unless told; the lab's nodes are v1, like the seed's.
+        kernel=("linux-image-amd64",), kernel_initrd=True, kernel_cmdline=("systemd.unified_cgroup_hierarchy=0",),
         notes=("systemd debug symbols: none (Debian's debug-symbol archive does not answer here); "
                "gdb breaks on the exported sd_bus_send and uses a verified struct offset",),
     ),

@@ -1,0 +1,296 @@
+"""The qemu backend: nodes are VMs that boot their target's own kernel.
+
+Each VM boots the target's kernel (Ubuntu 16.04's 4.4, Debian 12's 6.1) on
+an overlay of its cached disk image (lab.backends.qemu.disk), sits on the
+lab's docker bridge through a tap (lab.backends.qemu.tap), and is reached
+over SSH (lab.backends.qemu.ssh). What builds images, the lab network and
+the sandbox image is the docker backend's: a VM image starts from the same
+node image as a container node. No sandbox adapters: a VM's systemd is a
+real machine's PID 1 with every capability.
+"""
+
+import gzip
+import hashlib
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+from lab import paths
+from lab.backends.base import Backend, Capabilities
+from lab.backends.docker.backend import JOURNAL_LINES, DockerBackend
+from lab.backends.qemu import disk, machine, tap
+from lab.backends.qemu.ssh import SSHNode, lab_key, public_blob
+from lab.errors import LabError
+from lab.host import Check
+from lab.owned.state import LabState, Resource
+from lab.recipes import images
+from lab.recipes.targets import TARGETS, Target
+
+KUBELET_IN_NODE = "/opt/nodelab/kube/kubelet"   # the 9p share of the lab's Kubernetes binaries
+BOOT_TIMEOUT = 240                              # qemu start -> SSH answers, under TCG
+HOSTKEY_LINE = "nodelab-hostkey "
+
+
+class QemuBackend(Backend):
+    name = "qemu"
+    capabilities = Capabilities(
+        host_sees_node_processes=False,
+        pid_capacity=("pid_max (the VM's kernel)", "pids cgroup (in the VM)"),
+        kernel="target")
+    kubelet_in_node = KUBELET_IN_NODE
+    host_commands = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
+                     "ssh": "openssh-client", "ssh-keygen": "openssh-client", "mkfs.ext4": "e2fsprogs"}
+
+    def __init__(self, state: LabState, say=print):
+        self.state = state
+        self.say = say
+        self.docker = DockerBackend(state, say)   # engine, lab network, node images, sandbox image
+
+    # -- host ---------------------------------------------------------------
+    def prepare(self) -> str:
+        return self.docker.prepare() + f"; {machine.QEMU} for VM nodes"
+
+    def doctor(self) -> list[Check]:
+        checks = self.docker.doctor()
+        qemu = shutil.which(machine.QEMU)
+        version = subprocess.run([qemu, "--version"], capture_output=True, text=True).stdout.split("\n")[0] if qemu else ""
+        checks.append(Check("qemu", bool(qemu), version or f"{machine.QEMU} missing (run `nodelab setup`)"))
+        checks.append(Check("/dev/net/tun", Path("/dev/net/tun").exists(), "tap devices for VM networking"))
+        probe = self._probe_dir() / "accel.json"
+        checks.append(Check("accelerator", True, probe.read_text() if probe.exists() else
+                            "chosen at the first VM boot: KVM if a bounded probe boot under KVM succeeds, else TCG"))
+        sizing = machine.Sizing.from_environment()
+        checks.append(Check("VM size", True, f"{sizing.memory_mib} MiB, {sizing.cpus} vCPUs per node "
+                                             "(NODELAB_VM_MEMORY_MIB, NODELAB_VM_CPUS)"))
+        return checks
+
+    @classmethod
+    def unavailable(cls, target: Target) -> str | None:
+        if target.unavailable:
+            return target.unavailable
+        if not target.kernel:
+            return f"target {target.name} names no kernel to boot"
+        return None
+
+    # -- images -------------------------------------------------------------
+    def image(self, target: Target, force: bool = False) -> str:
+        node_tag = self.docker.image(target)   # force rebuilds the VM layer only
+        if force:
+            shutil.rmtree(disk.directory(node_tag, target), ignore_errors=True)
+        return str(disk.build(self.docker.client, self.state, target, node_tag, self.say).directory)
+
+    def image_listing(self) -> list[dict]:
+        rows = []
+        for target in TARGETS.values():
+            why = self.unavailable(target)
+            if why:
+                rows.append({"target": target.name, "image": "", "status": "unavailable: " + why,
+                             "summary": target.summary})
+                continue
+            found = disk.cached(images.node_tag(target), target)
+            status = (f"built: kernel {found.manifest['kernel_release']} in {found.manifest['built_seconds']} s"
+                      if found else "not built")
+            rows.append({"target": target.name, "image": str(found.directory) if found else "", "status": status,
+                         "summary": target.summary})
+        return rows
+
+    def sandbox_image(self) -> str:
+        return self.docker.sandbox_image()
+
+    # -- nodes --------------------------------------------------------------
+    def host_address(self) -> str:
+        return self.docker.host_address()
+
+    def _probe_dir(self) -> Path:
+        return paths.state_dir() / "qemu"
+
+    def start_node(self, name: str, target: Target, image: str, kube_bin_dir: Path) -> SSHNode:
+        vm_image = disk.VMImage(Path(image), target.name)
+        network = self.docker.client.networks.get(self.docker.network()[0])
+        bridge, _, gateway = tap.bridge_of(network)
+        node_dir = paths.state_dir() / "nodes" / name
+        address = tap.free_address(network, self.state)
+        mac = "52:54:00:" + ":".join(hashlib.sha256(name.encode()).hexdigest()[i:i + 2] for i in (0, 2, 4))
+        accel, why = machine.choose_accel(vm_image, self._probe_dir(), self.say)
+        sizing = machine.Sizing.from_environment()
+        detail = {"target": target.name, "dir": str(node_dir), "address": address, "mac": mac, "accel": accel,
+                  "accel_why": why, "memory_mib": sizing.memory_mib, "cpus": sizing.cpus,
+                  "kernel_release": vm_image.manifest["kernel_release"], "image": image}
+        # Recorded before any of it exists: `down` removes what a crash leaves.
+        self.state.record(Resource("dir", str(node_dir), "node-dir", {"node": name}))
+        self.state.record(Resource("vm", name, "node", detail))
+        try:
+            return self._boot(name, target, vm_image, kube_bin_dir, detail, gateway, bridge)
+        except BaseException:
+            self._remove(Resource("vm", name, "node", detail))   # no half-booted VM stays behind
+            raise
+
+    def _boot(self, name: str, target: Target, vm_image: disk.VMImage, kube_bin_dir: Path, detail: dict,
+              gateway: str, bridge: str) -> SSHNode:
+        node_dir, address, key = Path(detail["dir"]), detail["address"], lab_key(paths.state_dir() / "ssh")
+        node_dir.mkdir(parents=True, exist_ok=True)
+        machine.overlay(vm_image, node_dir / "disk.qcow2")
+        detail["tap"] = tap.create(self.state, name, bridge)
+        cmdline = " ".join(["root=/dev/vda", "rw", "console=ttyS0", "panic=-1", "net.ifnames=0",
+                            "rng_core.default_quality=1000", *target.kernel_cmdline, f"nodelab.name={name}",
+                            f"nodelab.ip={address}", f"nodelab.gw={gateway}", f"nodelab.key={public_blob(key)}"])
+        console = node_dir / "console.txt"
+        args = machine.argv(name=name, image=vm_image, overlay=node_dir / "disk.qcow2", console=console,
+                            pidfile=node_dir / "qemu.pid", tap=detail["tap"], mac=detail["mac"], cmdline=cmdline,
+                            accel=detail["accel"],
+                            sizing=machine.Sizing(detail["memory_mib"], detail["cpus"]), kube_bin_dir=kube_bin_dir)
+        started = time.monotonic()
+        detail["pid"], detail["start_time"] = machine.start(args, node_dir / "qemu.log")
+        detail["cmdline"] = cmdline
+        self.state.record(Resource("vm", name, "node", detail))
+        host_key = self._wait_for_host_key(name, detail, console, started)
+        detail["host_key"] = host_key
+        self.state.record(Resource("vm", name, "node", detail))
+        (node_dir / "known_hosts").write_text(f"{address.split('/')[0]} {host_key}\n")
+        node = self._node(name, detail)
+        self._wait_for_systemd(node, started)
+        detail["boot_seconds"] = round(time.monotonic() - started, 1)
+        self.state.record(Resource("vm", name, "node", detail))
+        node.details["boot_seconds"] = detail["boot_seconds"]
+        self.say(f"VM {name}: kernel {detail['kernel_release']} under {detail['accel']}, {address}, "
+                 f"systemd running {detail['boot_seconds']:.0f} s after qemu started")
+        return node
+
+    def _wait_for_host_key(self, name: str, detail: dict, console: Path, started: float) -> str:
+        while time.monotonic() - started < BOOT_TIMEOUT:
+            if not machine.running(detail["pid"], detail["start_time"]):
+                raise LabError(f"VM {name} stopped while booting; console:\n{_tail(console)}\n"
+                               f"qemu: {_tail(console.with_name('qemu.log'), 5)}")
+            text = console.read_text(errors="replace") if console.exists() else ""
+            for line in text.splitlines():
+                if HOSTKEY_LINE in line:
+                    return " ".join(line.split(HOSTKEY_LINE, 1)[1].split()[:2])
+            time.sleep(0.5)
+        raise LabError(f"VM {name} printed no host key within {BOOT_TIMEOUT} s; console:\n{_tail(console)}")
+
+    def _wait_for_systemd(self, node: SSHNode, started: float) -> None:
+        state = ""
+        while time.monotonic() - started < BOOT_TIMEOUT:
+            try:
+                state = node.run(["systemctl", "is-system-running"], check=False, timeout=20).stdout.strip()
+            except LabError:
+                state = "no SSH yet"
+            if state in ("running", "degraded"):
+                if state == "degraded":
+                    failed = node.run(["systemctl", "--failed", "--no-legend"], check=False).stdout.strip()
+                    raise LabError(f"VM {node.name} booted degraded; failed units:\n{failed}")
+                return
+            time.sleep(1)
+        raise LabError(f"VM {node.name}: systemd not running {BOOT_TIMEOUT} s after qemu started (state {state!r})")
+
+    def _node(self, name: str, detail: dict) -> SSHNode:
+        node_dir = Path(detail["dir"])
+        details = {k: detail.get(k) for k in ("accel", "accel_why", "memory_mib", "cpus", "kernel_release",
+                                              "cmdline", "boot_seconds")}
+        details["console"] = str(node_dir / "console.txt")
+        details["sandbox"] = "none: the VM's systemd is a real machine's PID 1"
+        return SSHNode(name, detail["address"].split("/")[0], lab_key(paths.state_dir() / "ssh"),
+                       detail.get("host_key", ""), node_dir / "known_hosts", target=detail["target"], details=details)
+
+    def free_name(self, base: str, index: int) -> str:
+        existing = {r.ref for r in self.state.resources("vm")}
+        existing |= {c.name for c in self.docker.client.containers.list(all=True)}
+        n = index + 1
+        while f"{base}-{n}" in existing:
+            n += 1
+        return f"{base}-{n}"
+
+    def node_address(self, node: SSHNode) -> str:
+        return node.address
+
+    def _record(self, name: str) -> Resource | None:
+        return next((r for r in self.state.resources("vm") if r.ref == name), None)
+
+    def attach(self, name: str) -> SSHNode:
+        res = self._record(name)
+        if res is None or not machine.running(res.detail.get("pid"), res.detail.get("start_time")):
+            raise LabError(f"no VM node named {name}")
+        return self._node(name, res.detail)
+
+    def nodes(self) -> list[SSHNode]:
+        return [self._node(r.ref, r.detail) for r in self.state.resources("vm")
+                if r.detail.get("host_key") and machine.running(r.detail.get("pid"), r.detail.get("start_time"))]
+
+    def remove_node(self, node: SSHNode) -> None:
+        if isinstance(node, SSHNode):
+            node.close()
+        res = self._record(node.name)
+        if res:
+            self._remove(res)
+
+    def _remove(self, res: Resource) -> list[str]:
+        removed = []
+        if machine.stop(res.detail.get("pid"), res.detail.get("start_time")):
+            removed.append(f"vm {res.ref} (pid {res.detail.get('pid')})")
+        name = res.detail.get("tap") or tap.tap_name(res.ref)
+        if tap.delete(name):
+            removed.append(f"tap {name}")
+        self.state.forget("link", name)
+        node_dir = Path(res.detail.get("dir", paths.state_dir() / "nodes" / res.ref))
+        if node_dir.exists() and paths.state_dir() in node_dir.parents:
+            shutil.rmtree(node_dir, ignore_errors=True)
+            removed.append(f"dir {node_dir}")
+        self.state.forget("dir", str(node_dir))
+        self.state.forget("vm", res.ref)
+        return removed
+
+    # -- images into nodes, logs --------------------------------------------
+    def load_image(self, node: SSHNode, tag: str) -> None:
+        saved = subprocess.run(["docker", "save", tag], capture_output=True, timeout=600)
+        if saved.returncode != 0:
+            raise LabError(f"docker save {tag} failed: {saved.stderr.decode(errors='replace').strip()}")
+        load = node.run(["docker", "load"], stdin=saved.stdout, timeout=600, check=False)
+        if not load.ok:
+            raise LabError(f"loading {tag} into {node.name} failed: {(load.stderr or load.stdout).strip()}")
+
+    def collect_logs(self, node: SSHNode, directory: Path) -> list[Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        saved = []
+        journal = node.run(["journalctl", "--no-pager", "-o", "short-precise", "-n", str(JOURNAL_LINES)],
+                           timeout=180, check=False).stdout
+        path = directory / f"{node.name}-journal.txt.gz"
+        path.write_bytes(gzip.compress(journal.encode()))
+        saved.append(path)
+        console = Path(node.details.get("console", ""))
+        if console.is_file():
+            path = directory / f"{node.name}-console.txt"
+            path.write_text(_tail(console, 5000))
+            saved.append(path)
+        return saved
+
+    def reset(self, keep) -> list[str]:
+        removed = []
+        for res in self.state.removal_order():
+            if keep(res):
+                continue
+            if res.kind == "vm":
+                removed += self._remove(res)
+            elif res.kind == "link":
+                if tap.delete(res.ref):
+                    removed.append(f"tap {res.ref}")
+                self.state.forget("link", res.ref)
+        # What a crash left out of the state: qemu processes of this lab's node dirs, taps with its alias.
+        kept = {r.ref for r in self.state.resources("vm")}
+        for pid in machine.ours(paths.state_dir() / "nodes"):
+            if not any(f"/nodes/{name}/" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+                       for name in kept):
+                machine.stop(pid, machine.process_start_time(pid))
+                removed.append(f"vm process {pid} (by its pidfile)")
+        for name in tap.labelled():
+            if not any(tap.tap_name(vm) == name for vm in kept):
+                tap.delete(name)
+                removed.append(f"tap {name} (by alias)")
+        return removed
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
