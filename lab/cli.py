@@ -145,7 +145,10 @@ def cmd_run(args) -> int:
     params = check(scenario, pairs(args.param, "--param", "KEY=VALUE"))   # before anything boots
     if args.repeat < 1:
         raise LabError("--repeat must be at least 1")
-    chosen = scenario.runs(args.target, args.variant)
+    chosen = scenario.runs(args.target, args.variant, args.backend)
+    if not chosen:
+        raise LabError(f"scenario {scenario.name} makes no primary run on the {args.backend} backend; "
+                       "name one with --target")
     for t, _ in chosen:
         targets.runnable(t)
     lab = _lab(args)

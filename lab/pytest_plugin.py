@@ -86,7 +86,8 @@ def pytest_generate_tests(metafunc):
     if "all" in variants:
         variants = scenario.forms()
     # A scenario ignores a --variant it does not have (one without variants has only its one form).
-    runs = scenario.runs(chosen or None, [v for v in variants if v in scenario.forms()] or None)
+    backend_name = metafunc.config.getoption("--backend")
+    runs = scenario.runs(chosen or None, [v for v in variants if v in scenario.forms()] or None, backend_name)
     given = _given_params(metafunc.config)
     try:   # a bad value for one of this scenario's parameters: a usage error before anything boots
         params.check(scenario, {k: v for k, v in given.items() if k in params.declared(scenario)})
@@ -95,7 +96,7 @@ def pytest_generate_tests(metafunc):
     metafunc.config.stash.setdefault(_DECLARED, set()).update(params.declared(scenario))
 
     try:
-        backend = backends.backend_class(metafunc.config.getoption("--backend"))
+        backend = backends.backend_class(backend_name)
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
     cannot = backend.cannot_run(scenario.requires)
@@ -110,6 +111,10 @@ def pytest_generate_tests(metafunc):
         ident = (f"{t}-{v}" if v else t) + (f"-r{i + 1}" if repeat > 1 else "")
         return pytest.param(t, v, id=ident, marks=[pytest.mark.skip(reason=why)] if why else [])
 
+    if not runs:   # said, not pytest's "got empty parameter set"
+        why = f"scenario {scenario.name} makes no primary run on the {backend_name} backend; ask with --target"
+        metafunc.parametrize(("target", "variant"), [pytest.param("", "", id="none", marks=pytest.mark.skip(reason=why))])
+        return
     metafunc.parametrize(("target", "variant"), [param(t, v, i) for t, v in runs for i in range(repeat)])
 
 

@@ -20,6 +20,15 @@ def test_every_shipped_scenario_gets_one_test_per_primary_run():
     assert len(expected) == 10 and collected == expected
 
 
+def test_on_the_qemu_backend_each_scenario_makes_its_declared_vm_runs_and_says_why_not_the_others():
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-rs", "scenarios", "--backend", "qemu"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
+    collected = {line.split("::")[1] for line in out.splitlines() if "::" in line}
+    assert {"test_cookie[xenial-ga]", "test_cookie[bookworm]", "test_mountunits[xenial-ga]"} <= collected
+    assert "test_mountunits[bookworm]" not in collected
+    assert {"test_pulls[none]", "test_apiqps[none]"} <= collected   # skipped, with the reason, when run
+
+
 def test_the_made_test_hands_target_variant_and_its_own_params_to_the_run(monkeypatch):
     seen = []
     monkeypatch.setattr("lab.pytest_plugin.check", lambda *args, record, keep: seen.append(args))

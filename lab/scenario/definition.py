@@ -18,6 +18,10 @@ class Scenario:
     # a setting rather than on a package names its CI runs in primary_runs.
     variants: dict[str, dict] = {}
     primary_runs: tuple[tuple[str, str], ...] = ()    # (target, variant)
+    # Primary runs on another backend where they differ (backend -> runs): a
+    # backend not named runs the primary runs; () makes none there unless
+    # asked for with --target (nightly: `tox -e matrix-vm`).
+    primary_runs_on: dict[str, tuple[tuple[str, str], ...]] = {}
     # False where the verdict hangs on a workload or kubelet setting, not on
     # the node's packages: the package regression gate has nothing to say then.
     keyed_on_packages: bool = True
@@ -47,13 +51,15 @@ class Scenario:
         """Every form of the scenario: its primary runs' (which may be the plain "") and every variant."""
         return list(dict.fromkeys([v for _, v in self.runs()] + list(self.variants)))
 
-    def runs(self, target_names: list[str] | None = None, variant_names: list[str] | None = None
-             ) -> list[tuple[str, str]]:
-        """The (target, variant) pairs to run: the primary runs unless told; told
-        only the targets, the primary runs' variants on them."""
+    def runs(self, target_names: list[str] | None = None, variant_names: list[str] | None = None,
+             backend: str = "docker") -> list[tuple[str, str]]:
+        """The (target, variant) pairs to run: the primary runs (on `backend`)
+        unless told; told only the targets, the primary runs' variants on them."""
         for v in variant_names or ():
             self.variant_params(v)
         if not target_names and not variant_names:
+            if backend in self.primary_runs_on:
+                return list(self.primary_runs_on[backend])
             if self.primary_runs:
                 return list(self.primary_runs)
             return [(t, "") for t in self.primary_targets or PRIMARY]

@@ -57,7 +57,8 @@ class VMImage:
 
 def _key(node_tag: str, target: Target) -> str:
     inputs = {"node": node_tag, "kernel": target.kernel, "initrd": target.kernel_initrd, "size": DISK_SIZE,
-              "scripts": {n: paths.asset(n).read_text() for n in VM_SCRIPTS}}
+              "scripts": {n: paths.asset(n).read_text() for n in VM_SCRIPTS},
+              "recipe": Path(__file__).read_text()}   # what this module writes into the image is an input too
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -109,6 +110,8 @@ def build(client, state: LabState, target: Target, node_tag: str, say=print) -> 
         for placeholder in ("etc/hostname", "etc/resolv.conf", ".dockerenv"):
             (root / placeholder).unlink(missing_ok=True)
         (root / "etc/hosts").write_text("127.0.0.1 localhost\n")
+        # kubelet reads it for every pod sandbox; nothing leaves the machine, so it names no server.
+        (root / "etc/resolv.conf").write_text("# nodelab VM: no DNS server (nothing leaves the machine)\n")
         kernel = _one(root, "boot/vmlinuz-*")
         shutil.copy2(kernel, work / "vmlinuz")
         if target.kernel_initrd:
@@ -122,6 +125,9 @@ def build(client, state: LabState, target: Target, node_tag: str, say=print) -> 
             "built_seconds": round(time.monotonic() - started, 1)}, indent=2))
         shutil.rmtree(out, ignore_errors=True)
         os.replace(work, out)
+        for older in out.parent.glob(f"{target.name}-*"):   # images of this target's earlier recipes
+            if older != out and older.is_dir():
+                shutil.rmtree(older, ignore_errors=True)
     finally:
         images.remove_container(client, name)
         state.forget("container", name)
