@@ -122,7 +122,10 @@ def cmd_up(args) -> int:
         raise LabError("--nodes must be at least 1")
     lab = _lab(args)
     for node in lab.up(args.target, args.nodes):
-        print(f"node {node.name} Ready (target {node.target}, adapters: {', '.join(node.adapters) or 'none'})")
+        vm = (f", VM: kernel {node.details['kernel_release']} under {node.details['accel']}, "
+              f"{node.details['memory_mib']} MiB, {node.details['cpus']} vCPUs, no sandbox adapters (a real machine's "
+              "PID 1)") if node.details else f", adapters: {', '.join(node.adapters) or 'none'}"
+        print(f"node {node.name} Ready (target {node.target}{vm})")
     print(f"kubeconfig: {lab.control_plane().kubeconfig}")
     return 0
 

@@ -111,3 +111,11 @@ def test_a_pid_reused_by_another_process_is_never_signalled(tmp_path):
 
 def test_down_resets_vms_before_the_network_they_sit_on():
     assert [b.name for b in backends.every(state=None)] == ["qemu", "docker"]
+
+
+def test_the_host_key_is_read_off_a_console_line_that_systemd_coloured_after_it():
+    from lab.backends.qemu.backend import HOSTKEY_LINE
+    line = ("[   20.9] nodelab-vm-init[212]: nodelab-hostkey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN+vKoJb/P5h"
+            "\x1b[[0;32m  OK  \x1b[0m] Started nodelab VM identity")
+    found = HOSTKEY_LINE.search(line)
+    assert (found.group(1), found.group(2)) == ("ssh-ed25519", "AAAAC3NzaC1lZDI1NTE5AAAAIN+vKoJb/P5h")

@@ -11,6 +11,7 @@ real machine's PID 1 with every capability.
 
 import gzip
 import hashlib
+import re
 import shutil
 import subprocess
 import time
@@ -29,7 +30,8 @@ from lab.recipes.targets import TARGETS, Target
 
 KUBELET_IN_NODE = "/opt/nodelab/kube/kubelet"   # the 9p share of the lab's Kubernetes binaries
 BOOT_TIMEOUT = 240                              # qemu start -> SSH answers, under TCG
-HOSTKEY_LINE = "nodelab-hostkey "
+# nodelab-vm-init's console line; systemd's coloured status may follow on the same line.
+HOSTKEY_LINE = re.compile(r"nodelab-hostkey (ssh-ed25519) ([A-Za-z0-9+/]+={0,2})")
 
 
 class QemuBackend(Backend):
@@ -162,10 +164,9 @@ class QemuBackend(Backend):
             if not machine.running(detail["pid"], detail["start_time"]):
                 raise LabError(f"VM {name} stopped while booting; console:\n{_tail(console)}\n"
                                f"qemu: {_tail(console.with_name('qemu.log'), 5)}")
-            text = console.read_text(errors="replace") if console.exists() else ""
-            for line in text.splitlines():
-                if HOSTKEY_LINE in line:
-                    return " ".join(line.split(HOSTKEY_LINE, 1)[1].split()[:2])
+            found = HOSTKEY_LINE.search(console.read_text(errors="replace") if console.exists() else "")
+            if found:
+                return f"{found.group(1)} {found.group(2)}"
             time.sleep(0.5)
         raise LabError(f"VM {name} printed no host key within {BOOT_TIMEOUT} s; console:\n{_tail(console)}")
 

@@ -41,8 +41,8 @@ class SSHNode(Node):
     backend = "qemu"
 
     def __init__(self, name: str, address: str, key: Path, host_key: str, known_hosts: Path,
-                 target: str = "", details: dict | None = None):
-        self.name, self.address, self.key, self.target = name, address, key, target
+                 target: str = "", details: dict | None = None, port: int = 22):
+        self.name, self.address, self.key, self.target, self.port = name, address, key, target, port
         self.host_key, self.known_hosts = host_key, known_hosts   # "ssh-ed25519 AAAA..."
         self.details = details or {}
         self._client: paramiko.SSHClient | None = None
@@ -58,10 +58,11 @@ class SSHNode(Node):
     def _connect(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
         kind, blob = self.host_key.split()[:2]
-        client.get_host_keys().add(self.address, kind, paramiko.PKey.from_type_string(kind, _b64(blob)))
+        known_as = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
+        client.get_host_keys().add(known_as, kind, paramiko.PKey.from_type_string(kind, _b64(blob)))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
-            client.connect(self.address, username="root", key_filename=str(self.key), look_for_keys=False,
+            client.connect(self.address, port=self.port, username="root", key_filename=str(self.key), look_for_keys=False,
                            allow_agent=False, timeout=15, banner_timeout=60, auth_timeout=60)
         except (OSError, paramiko.SSHException) as exc:
             raise LabError(f"cannot reach VM node {self.name} over SSH at {self.address}: {exc}") from None
@@ -72,8 +73,8 @@ class SSHNode(Node):
         deadline = time.monotonic() + timeout
         try:
             chan = self.client().get_transport().open_session(timeout=30)
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            return Result(255, "", f"ssh: {exc}")
+        except (LabError, paramiko.SSHException, EOFError, OSError) as exc:
+            return Result(255, "", f"ssh: {exc}")   # like ssh(1): exit 255 when the connection fails
         chan.settimeout(0.2)
         chan.exec_command(shlex.join(argv))
         if stdin is not None:
@@ -142,4 +143,4 @@ class SSHNode(Node):
 
 def _b64(blob: str) -> bytes:
     import base64
-    return base64.b64decode(blob)
+    return base64.b64decode(blob, validate=True)
