@@ -114,7 +114,7 @@ def test_down_resets_vms_before_the_network_they_sit_on():
 
 
 def test_the_host_key_is_read_off_a_console_line_that_systemd_coloured_after_it():
-    from lab.backends.qemu.backend import HOSTKEY_LINE
+    from lab.backends.qemu.vm import HOSTKEY_LINE
     line = ("[   20.9] nodelab-vm-init[212]: nodelab-hostkey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN+vKoJb/P5h"
             "\x1b[[0;32m  OK  \x1b[0m] Started nodelab VM identity")
     found = HOSTKEY_LINE.search(line)

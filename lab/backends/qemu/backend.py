@@ -10,18 +10,16 @@ real machine's PID 1 with every capability.
 """
 
 import gzip
-import hashlib
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from lab import paths
 from lab.backends.base import Backend, Capabilities
 from lab.backends.docker.backend import JOURNAL_LINES, DockerBackend
-from lab.backends.qemu import disk, machine, tap
-from lab.backends.qemu.ssh import SSHNode, lab_key, public_blob
+from lab.backends.qemu import disk, machine, tap, vm
+from lab.backends.qemu.ssh import SSHNode
 from lab.errors import LabError
 from lab.host import Check
 from lab.owned.state import LabState, Resource
@@ -108,91 +106,7 @@ class QemuBackend(Backend):
         return paths.state_dir() / "qemu"
 
     def start_node(self, name: str, target: Target, image: str, kube_bin_dir: Path) -> SSHNode:
-        vm_image = disk.VMImage(Path(image), target.name)
-        network = self.docker.client.networks.get(self.docker.network()[0])
-        bridge, _, gateway = tap.bridge_of(network)
-        node_dir = paths.state_dir() / "nodes" / name
-        address = tap.free_address(network, self.state)
-        mac = "52:54:00:" + ":".join(hashlib.sha256(name.encode()).hexdigest()[i:i + 2] for i in (0, 2, 4))
-        accel, why = machine.choose_accel(vm_image, self._probe_dir(), self.say)
-        sizing = machine.Sizing.from_environment()
-        detail = {"target": target.name, "dir": str(node_dir), "address": address, "mac": mac, "accel": accel,
-                  "accel_why": why, "memory_mib": sizing.memory_mib, "cpus": sizing.cpus,
-                  "kernel_release": vm_image.manifest["kernel_release"], "image": image}
-        # Recorded before any of it exists: `down` removes what a crash leaves.
-        self.state.record(Resource("dir", str(node_dir), "node-dir", {"node": name}))
-        self.state.record(Resource("vm", name, "node", detail))
-        try:
-            return self._boot(name, target, vm_image, kube_bin_dir, detail, gateway, bridge)
-        except BaseException:
-            self._remove(Resource("vm", name, "node", detail))   # no half-booted VM stays behind
-            raise
-
-    def _boot(self, name: str, target: Target, vm_image: disk.VMImage, kube_bin_dir: Path, detail: dict,
-              gateway: str, bridge: str) -> SSHNode:
-        node_dir, address, key = Path(detail["dir"]), detail["address"], lab_key(paths.state_dir() / "ssh")
-        node_dir.mkdir(parents=True, exist_ok=True)
-        machine.overlay(vm_image, node_dir / "disk.qcow2")
-        detail["tap"] = tap.create(self.state, name, bridge)
-        cmdline = " ".join(["root=/dev/vda", "rw", "console=ttyS0", "panic=-1", "net.ifnames=0",
-                            "rng_core.default_quality=1000", *target.kernel_cmdline, f"nodelab.name={name}",
-                            f"nodelab.ip={address}", f"nodelab.gw={gateway}", f"nodelab.key={public_blob(key)}"])
-        console = node_dir / "console.txt"
-        args = machine.argv(name=name, image=vm_image, overlay=node_dir / "disk.qcow2", console=console,
-                            pidfile=node_dir / "qemu.pid", tap=detail["tap"], mac=detail["mac"], cmdline=cmdline,
-                            accel=detail["accel"],
-                            sizing=machine.Sizing(detail["memory_mib"], detail["cpus"]), kube_bin_dir=kube_bin_dir)
-        started = time.monotonic()
-        detail["pid"], detail["start_time"] = machine.start(args, node_dir / "qemu.log")
-        detail["cmdline"] = cmdline
-        self.state.record(Resource("vm", name, "node", detail))
-        host_key = self._wait_for_host_key(name, detail, console, started)
-        detail["host_key"] = host_key
-        self.state.record(Resource("vm", name, "node", detail))
-        (node_dir / "known_hosts").write_text(f"{address.split('/')[0]} {host_key}\n")
-        node = self._node(name, detail)
-        self._wait_for_systemd(node, started)
-        detail["boot_seconds"] = round(time.monotonic() - started, 1)
-        self.state.record(Resource("vm", name, "node", detail))
-        node.details["boot_seconds"] = detail["boot_seconds"]
-        self.say(f"VM {name}: kernel {detail['kernel_release']} under {detail['accel']}, {address}, "
-                 f"systemd running {detail['boot_seconds']:.0f} s after qemu started")
-        return node
-
-    def _wait_for_host_key(self, name: str, detail: dict, console: Path, started: float) -> str:
-        while time.monotonic() - started < BOOT_TIMEOUT:
-            if not machine.running(detail["pid"], detail["start_time"]):
-                raise LabError(f"VM {name} stopped while booting; console:\n{_tail(console)}\n"
-                               f"qemu: {_tail(console.with_name('qemu.log'), 5)}")
-            found = HOSTKEY_LINE.search(console.read_text(errors="replace") if console.exists() else "")
-            if found:
-                return f"{found.group(1)} {found.group(2)}"
-            time.sleep(0.5)
-        raise LabError(f"VM {name} printed no host key within {BOOT_TIMEOUT} s; console:\n{_tail(console)}")
-
-    def _wait_for_systemd(self, node: SSHNode, started: float) -> None:
-        state = ""
-        while time.monotonic() - started < BOOT_TIMEOUT:
-            try:
-                state = node.run(["systemctl", "is-system-running"], check=False, timeout=20).stdout.strip()
-            except LabError:
-                state = "no SSH yet"
-            if state in ("running", "degraded"):
-                if state == "degraded":
-                    failed = node.run(["systemctl", "--failed", "--no-legend"], check=False).stdout.strip()
-                    raise LabError(f"VM {node.name} booted degraded; failed units:\n{failed}")
-                return
-            time.sleep(1)
-        raise LabError(f"VM {node.name}: systemd not running {BOOT_TIMEOUT} s after qemu started (state {state!r})")
-
-    def _node(self, name: str, detail: dict) -> SSHNode:
-        node_dir = Path(detail["dir"])
-        details = {k: detail.get(k) for k in ("accel", "accel_why", "memory_mib", "cpus", "kernel_release",
-                                              "cmdline", "boot_seconds")}
-        details["console"] = str(node_dir / "console.txt")
-        details["sandbox"] = "none: the VM's systemd is a real machine's PID 1"
-        return SSHNode(name, detail["address"].split("/")[0], lab_key(paths.state_dir() / "ssh"),
-                       detail.get("host_key", ""), node_dir / "known_hosts", target=detail["target"], details=details)
+        return vm.boot(self.state, self.docker, name, target, image, kube_bin_dir, self._probe_dir(), self.say)
 
     def free_name(self, base: str, index: int) -> str:
         existing = {r.ref for r in self.state.resources("vm")}
@@ -212,10 +126,10 @@ class QemuBackend(Backend):
         res = self._record(name)
         if res is None or not machine.running(res.detail.get("pid"), res.detail.get("start_time")):
             raise LabError(f"no VM node named {name}")
-        return self._node(name, res.detail)
+        return vm.node_of(name, res.detail)
 
     def nodes(self) -> list[SSHNode]:
-        return [self._node(r.ref, r.detail) for r in self.state.resources("vm")
+        return [vm.node_of(r.ref, r.detail) for r in self.state.resources("vm")
                 if r.detail.get("host_key") and machine.running(r.detail.get("pid"), r.detail.get("start_time"))]
 
     def remove_node(self, node: SSHNode) -> None:
@@ -223,23 +137,7 @@ class QemuBackend(Backend):
             node.close()
         res = self._record(node.name)
         if res:
-            self._remove(res)
-
-    def _remove(self, res: Resource) -> list[str]:
-        removed = []
-        if machine.stop(res.detail.get("pid"), res.detail.get("start_time")):
-            removed.append(f"vm {res.ref} (pid {res.detail.get('pid')})")
-        name = res.detail.get("tap") or tap.tap_name(res.ref)
-        if tap.delete(name):
-            removed.append(f"tap {name}")
-        self.state.forget("link", name)
-        node_dir = Path(res.detail.get("dir", paths.state_dir() / "nodes" / res.ref))
-        if node_dir.exists() and paths.state_dir() in node_dir.parents:
-            shutil.rmtree(node_dir, ignore_errors=True)
-            removed.append(f"dir {node_dir}")
-        self.state.forget("dir", str(node_dir))
-        self.state.forget("vm", res.ref)
-        return removed
+            vm.remove(self.state, res)
 
     # -- images into nodes, logs --------------------------------------------
     def load_image(self, node: SSHNode, tag: str) -> None:
@@ -261,7 +159,7 @@ class QemuBackend(Backend):
         console = Path(node.details.get("console", ""))
         if console.is_file():
             path = directory / f"{node.name}-console.txt"
-            path.write_text(_tail(console, 5000))
+            path.write_text(vm.tail(console, 5000))
             saved.append(path)
         return saved
 
@@ -271,7 +169,7 @@ class QemuBackend(Backend):
             if keep(res):
                 continue
             if res.kind == "vm":
-                removed += self._remove(res)
+                removed += vm.remove(self.state, res)
             elif res.kind == "link":
                 if tap.delete(res.ref):
                     removed.append(f"tap {res.ref}")
@@ -288,10 +186,3 @@ class QemuBackend(Backend):
                 tap.delete(name)
                 removed.append(f"tap {name} (by alias)")
         return removed
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
