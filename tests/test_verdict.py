@@ -53,3 +53,9 @@ def test_a_partial_chain_is_inconclusive():
     assert verdict == INCONCLUSIVE and "never saw notready" in why
     t.observe("notready", SYMPTOM, True, "Ready=False")
     assert derive_verdict(t, key_symptoms=("bus-dead", "notready"))[0] == REPRODUCES
+
+
+def test_a_steady_state_that_failed_before_the_injection_is_the_reason_given():
+    t = Timeline()
+    t.observe("workload-running", STEADY, False, "cookie-probed Pending")
+    assert derive_verdict(t) == (INCONCLUSIVE, "the steady state did not hold: cookie-probed Pending")

@@ -10,7 +10,9 @@ export DEBIAN_FRONTEND=noninteractive LC_ALL=C
 printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
 apt-get -q update
 # shellcheck disable=SC2086
-apt-get -q install -y --no-install-recommends $NODELAB_KERNEL openssh-server
+# apparmor: both kernels enable AppArmor, and docker then loads its profile
+# with apparmor_parser, as on any Ubuntu 16.04 or Debian 12 machine.
+apt-get -q install -y --no-install-recommends $NODELAB_KERNEL openssh-server apparmor
 rm -f /usr/sbin/policy-rc.d
 apt-get clean
 rm -rf /var/lib/apt/lists/*

@@ -5,10 +5,13 @@ from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES
 
 
 def derive_verdict(t: Timeline, key_symptoms: tuple[str, ...] = ()) -> tuple[str, str]:
-    if not t.seen(INJECTION) or t.missed(INJECTION):
-        return INCONCLUSIVE, "the injection did not take: " + "; ".join(o.summary for o in t.missed(INJECTION))
+    # A steady state that did not hold comes first: a run stops before the
+    # injection when it fails after prepare.
     if t.missed(STEADY):
         return INCONCLUSIVE, "the steady state did not hold: " + "; ".join(o.summary for o in t.missed(STEADY))
+    if not t.seen(INJECTION) or t.missed(INJECTION):
+        return INCONCLUSIVE, "the injection did not take: " + ("; ".join(o.summary for o in t.missed(INJECTION))
+                                                               or "it never ran")
     if t.seen(SYMPTOM):
         seen = {o.name for o in t.seen(SYMPTOM)}
         missing = [k for k in key_symptoms if k not in seen]
