@@ -24,9 +24,9 @@ def test_on_the_qemu_backend_each_scenario_makes_its_declared_vm_runs_and_says_w
     out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-rs", "scenarios", "--backend", "qemu"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120).stdout
     collected = {line.split("::")[1] for line in out.splitlines() if "::" in line}
-    assert {"test_cookie[xenial-ga]", "test_cookie[bookworm]", "test_mountunits[xenial-ga]"} <= collected
-    assert "test_mountunits[bookworm]" not in collected
-    assert {"test_pulls[none]", "test_apiqps[none]"} <= collected   # skipped, with the reason, when run
+    assert {"test_cookie[xenial-ga]", "test_cookie[bookworm]"} <= collected
+    assert not {"test_mountunits[xenial-ga]", "test_mountunits[bookworm]"} & collected
+    assert {"test_pulls[none]", "test_apiqps[none]", "test_mountunits[none]"} <= collected   # skipped, with the reason
 
 
 def test_the_made_test_hands_target_variant_and_its_own_params_to_the_run(monkeypatch):

@@ -31,21 +31,33 @@ class ShellServer(paramiko.ServerInterface):
 
 
 def _execute(channel, command):
+    """Run the command, feeding it the channel's data as it comes (a process that
+    reads slowly makes the client wait, as a VM's `docker load` does)."""
     proc = subprocess.Popen(["sh", "-c", command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    stdin = b""
-    channel.settimeout(0.5)
+    outputs = {}
+    readers = [threading.Thread(target=lambda n, f: outputs.__setitem__(n, f.read()), args=(n, f))
+               for n, f in (("out", proc.stdout), ("err", proc.stderr))]
+    for r in readers:
+        r.start()
+    channel.settimeout(0.5)   # no data within 0.5 s: the client sends no stdin
     try:
-        while True:   # what the client sends until it shuts its side
+        while True:
             data = channel.recv(65536)
             if not data:
                 break
-            stdin += data
+            channel.settimeout(None)
+            proc.stdin.write(data)
     except socket.timeout:
         pass
-    out, err = proc.communicate(stdin)
-    channel.sendall(out)
-    channel.sendall_stderr(err)
+    except BrokenPipeError:
+        pass
+    proc.stdin.close()
+    for r in readers:
+        r.join()
+    proc.wait()
+    channel.sendall(outputs["out"])
+    channel.sendall_stderr(outputs["err"])
     channel.send_exit_status(proc.returncode)
     channel.close()
 
@@ -101,3 +113,11 @@ def test_an_unknown_host_key_is_refused(server, tmp_path):
     node = _node(key, other, port, tmp_path)
     with pytest.raises(LabError, match="cannot reach VM node n1 over SSH"):
         node.client()
+
+
+def test_stdin_larger_than_the_channel_window_gets_through(server, tmp_path):
+    """What loading an image does (docker save | docker load): megabytes on stdin."""
+    key, host_key, port = server
+    data = bytes(range(256)) * 16384   # 4 MiB, far past paramiko's 2 MiB window, to a slow reader
+    node = _node(key, host_key, port, tmp_path)
+    assert node.run("sleep 2; wc -c", stdin=data, timeout=60).stdout.strip() == str(len(data))

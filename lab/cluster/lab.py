@@ -9,6 +9,7 @@ label too), also after an earlier run crashed.
 import json
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lab import backends, host, paths
@@ -104,8 +105,12 @@ class Lab:
             self.say(f"booting node {name} ({target.name}, {backend.name} backend)")
             node = backend.start_node(name, target, image, self.bins.directory)
             try:
-                backend.load_image(node, sandbox)
-                self._start_kubelet(node, cp, sandbox, kubelet_flags)
+                # The sandbox image loads while kubelet starts (a node gets Ready without
+                # it; a VM under TCG takes ~10 s for each): both are done before Ready counts.
+                with ThreadPoolExecutor(1) as pool:
+                    loading = pool.submit(backend.load_image, node, sandbox)
+                    self._start_kubelet(node, cp, sandbox, kubelet_flags)
+                    loading.result()
                 kube.wait_ready(name, timeout=180)
             except BaseException as exc:
                 # No half-started node stays behind; what kubelet said goes into the error.

@@ -75,11 +75,16 @@ class SSHNode(Node):
             chan = self.client().get_transport().open_session(timeout=30)
         except (LabError, paramiko.SSHException, EOFError, OSError) as exc:
             return Result(255, "", f"ssh: {exc}")   # like ssh(1): exit 255 when the connection fails
-        chan.settimeout(0.2)
         chan.exec_command(shlex.join(argv))
         if stdin is not None:
-            chan.sendall(stdin)
+            chan.settimeout(max(1.0, deadline - time.monotonic()))   # the VM takes it at its own pace
+            try:
+                chan.sendall(stdin)
+            except socket.timeout:
+                chan.close()
+                return Result(124, "", "stdin not taken before the deadline", timed_out=True)
             chan.shutdown_write()
+        chan.settimeout(0.2)
         out, err = bytearray(), bytearray()
         try:
             while True:
