@@ -49,7 +49,9 @@ FSTAB
 # boot by nodelab-vm-init, so no two VMs share one: ed25519 only (an RSA key
 # takes seconds to make under TCG).
 rm -f /etc/ssh/ssh_host_*
-sed -i '/^HostKey/d' /etc/ssh/sshd_config
+# sshd takes the first value of a keyword: drop the stock ones before ours.
+sed -i -E '/^[[:space:]]*(HostKey|UsePAM|PasswordAuthentication|ChallengeResponseAuthentication|PermitRootLogin|UseDNS)[[:space:]]/d' \
+  /etc/ssh/sshd_config
 cat >> /etc/ssh/sshd_config <<'SSHD'
 HostKey /etc/ssh/ssh_host_ed25519_key
 UsePAM no

@@ -107,10 +107,13 @@ class Lab:
             try:
                 # The sandbox image loads while kubelet starts (a node gets Ready without
                 # it; a VM under TCG takes ~10 s for each): both are done before Ready counts.
-                with ThreadPoolExecutor(1) as pool:
+                pool = ThreadPoolExecutor(1)
+                try:
                     loading = pool.submit(backend.load_image, node, sandbox)
                     self._start_kubelet(node, cp, sandbox, kubelet_flags)
                     loading.result()
+                finally:   # a failure or Ctrl-C does not wait for the load: removing the node ends it
+                    pool.shutdown(wait=False, cancel_futures=True)
                 kube.wait_ready(name, timeout=180)
             except BaseException as exc:
                 # No half-started node stays behind; what kubelet said goes into the error.

@@ -40,7 +40,8 @@ class QemuBackend(Backend):
         kernel="target")
     kubelet_in_node = KUBELET_IN_NODE
     host_commands = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
-                     "ssh": "openssh-client", "ssh-keygen": "openssh-client", "mkfs.ext4": "e2fsprogs"}
+                     "ssh": "openssh-client", "ssh-keygen": "openssh-client", "mkfs.ext4": "e2fsprogs",
+                     "ip": "iproute2"}
 
     def __init__(self, state: LabState, say=print):
         self.state = state
@@ -174,15 +175,5 @@ class QemuBackend(Backend):
                 if tap.delete(res.ref):
                     removed.append(f"tap {res.ref}")
                 self.state.forget("link", res.ref)
-        # What a crash left out of the state: qemu processes of this lab's node dirs, taps with its alias.
-        kept = {r.ref for r in self.state.resources("vm")}
-        for pid in machine.ours(paths.state_dir() / "nodes"):
-            if not any(f"/nodes/{name}/" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
-                       for name in kept):
-                machine.stop(pid, machine.process_start_time(pid))
-                removed.append(f"vm process {pid} (by its pidfile)")
-        for name in tap.labelled():
-            if not any(tap.tap_name(vm) == name for vm in kept):
-                tap.delete(name)
-                removed.append(f"tap {name} (by alias)")
+        removed += vm.sweep(self.state)
         return removed

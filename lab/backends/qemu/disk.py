@@ -12,6 +12,7 @@ VM scripts and the kernel packages; nodes boot copy-on-write overlays of it.
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -101,11 +102,13 @@ def build(client, state: LabState, target: Target, node_tag: str, say=print) -> 
         root = work / "root"
         root.mkdir()
         export = subprocess.Popen(["docker", "export", name], stdout=subprocess.PIPE)
-        untar = subprocess.run(["tar", "-C", str(root), "--numeric-owner", "-xpf", "-"], stdin=export.stdout,
-                               capture_output=True, text=True)
-        export.wait()
+        untar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-xpf", "-"], stdin=export.stdout,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        export.stdout.close()   # tar's alone: if tar dies, export gets SIGPIPE instead of blocking forever
+        _, untar_err = untar.communicate(timeout=1800)
+        export.wait(timeout=60)
         if export.returncode != 0 or untar.returncode != 0:
-            raise LabError(f"exporting {name} failed: {untar.stderr.strip()}")
+            raise LabError(f"exporting {name} failed: {untar_err.strip()}")
         # Docker's own mount points in an exported container are empty files.
         for placeholder in ("etc/hostname", "etc/resolv.conf", ".dockerenv"):
             (root / placeholder).unlink(missing_ok=True)
@@ -125,8 +128,8 @@ def build(client, state: LabState, target: Target, node_tag: str, say=print) -> 
             "built_seconds": round(time.monotonic() - started, 1)}, indent=2))
         shutil.rmtree(out, ignore_errors=True)
         os.replace(work, out)
-        for older in out.parent.glob(f"{target.name}-*"):   # images of this target's earlier recipes
-            if older != out and older.is_dir():
+        for older in out.parent.iterdir():   # this target's images of earlier recipes (not xenial-ga's for xenial)
+            if older != out and older.is_dir() and re.fullmatch(rf"{re.escape(target.name)}-[0-9a-f]{{12}}", older.name):
                 shutil.rmtree(older, ignore_errors=True)
     finally:
         images.remove_container(client, name)

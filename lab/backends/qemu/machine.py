@@ -151,14 +151,16 @@ def choose_accel(image: VMImage, probe_dir: Path, say=print) -> tuple[str, str]:
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         started = time.monotonic()
         reached = False
-        while time.monotonic() - started < PROBE_SECONDS and proc.poll() is None:
-            if console.exists() and PROBE_REACHED.search(console.read_text(errors="replace")):
-                reached = True
-                break
-            time.sleep(0.5)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
+        try:
+            while time.monotonic() - started < PROBE_SECONDS and proc.poll() is None:
+                if console.exists() and PROBE_REACHED.search(console.read_text(errors="replace")):
+                    reached = True
+                    break
+                time.sleep(0.5)
+        finally:   # a guest hung under KVM (what the probe is for) never outlives it, Ctrl-C included
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
         reached = reached or (console.exists() and bool(PROBE_REACHED.search(console.read_text(errors="replace"))))
         seconds = time.monotonic() - started
         if reached:

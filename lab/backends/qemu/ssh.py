@@ -57,9 +57,13 @@ class SSHNode(Node):
 
     def _connect(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
-        kind, blob = self.host_key.split()[:2]
+        try:
+            kind, blob = self.host_key.split()[:2]
+            key = paramiko.Ed25519Key(data=_b64(blob))
+        except ValueError as exc:   # binascii.Error is one
+            raise LabError(f"VM node {self.name}: no usable host key recorded ({exc})") from None
         known_as = self.address if self.port == 22 else f"[{self.address}]:{self.port}"
-        client.get_host_keys().add(known_as, kind, paramiko.PKey.from_type_string(kind, _b64(blob)))
+        client.get_host_keys().add(known_as, kind, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             client.connect(self.address, port=self.port, username="root", key_filename=str(self.key), look_for_keys=False,
@@ -71,45 +75,46 @@ class SSHNode(Node):
 
     def _exec(self, argv, timeout, stdin):
         deadline = time.monotonic() + timeout
+        out, err = bytearray(), bytearray()
+        chan = None
         try:
             chan = self.client().get_transport().open_session(timeout=30)
-        except (LabError, paramiko.SSHException, EOFError, OSError) as exc:
-            return Result(255, "", f"ssh: {exc}")   # like ssh(1): exit 255 when the connection fails
-        chan.exec_command(shlex.join(argv))
-        if stdin is not None:
-            chan.settimeout(max(1.0, deadline - time.monotonic()))   # the VM takes it at its own pace
-            try:
-                chan.sendall(stdin)
-            except socket.timeout:
-                chan.close()
-                return Result(124, "", "stdin not taken before the deadline", timed_out=True)
-            chan.shutdown_write()
-        chan.settimeout(0.2)
-        out, err = bytearray(), bytearray()
-        try:
-            while True:
-                got = False
+            # The node's `timeout` ends the command; this bounds what is left: a VM that stops answering.
+            chan.settimeout(max(1.0, deadline - time.monotonic()))
+            chan.exec_command(shlex.join(argv))
+            if stdin is not None:
+                chan.sendall(stdin)   # the VM takes it at its own pace (a `docker load` under TCG)
+                chan.shutdown_write()
+            chan.settimeout(0.2)
+            while True:   # until end of output: exit-status can come before the last data (OpenSSH)
                 while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
-                    got = True
                 try:
                     data = chan.recv(65536)
-                    if data:
-                        out += data
-                        got = True
-                    elif chan.exit_status_ready():
-                        break
                 except socket.timeout:
-                    pass
-                if not got and chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                    data = None
+                if data == b"":
                     break
+                if data:
+                    out += data
                 if time.monotonic() > deadline:
                     return Result(124, out.decode(errors="replace"), err.decode(errors="replace"), timed_out=True)
+            while not chan.exit_status_ready():
+                if time.monotonic() > deadline:
+                    return Result(124, out.decode(errors="replace"), err.decode(errors="replace"), timed_out=True)
+                chan.status_event.wait(0.2)
             while chan.recv_stderr_ready():
                 err += chan.recv_stderr(65536)
             return Result(chan.recv_exit_status(), out.decode(errors="replace"), err.decode(errors="replace"))
+        except socket.timeout:
+            return Result(124, out.decode(errors="replace"), err.decode(errors="replace") + "ssh: no answer",
+                          timed_out=True)
+        except (LabError, paramiko.SSHException, EOFError, OSError, AttributeError) as exc:
+            # Like ssh(1): exit 255 when the connection fails (AttributeError: a transport closed meanwhile).
+            return Result(255, out.decode(errors="replace"), err.decode(errors="replace") + f"ssh: {exc}")
         finally:
-            chan.close()
+            if chan is not None:
+                chan.close()
 
     def interactive_argv(self, argv):
         return ["ssh", *self.ssh_options(), f"root@{self.address}", "--", shlex.join(argv)]
@@ -123,12 +128,14 @@ class SSHNode(Node):
         data = content.encode() if isinstance(content, str) else content
         self.run(["mkdir", "-p", path.rsplit("/", 1)[0] or "/"])
         with self.client().open_sftp() as sftp:
+            sftp.get_channel().settimeout(300)
             sftp.putfo(io.BytesIO(data), path)
             sftp.chmod(path, mode)
 
     def get_file(self, path):
         buf = io.BytesIO()
         with self.client().open_sftp() as sftp:
+            sftp.get_channel().settimeout(300)
             sftp.getfo(path, buf)
         return buf.getvalue()
 

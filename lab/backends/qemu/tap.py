@@ -9,8 +9,10 @@ so no two VMs share one. Each tap carries the lab's owner label as its
 alias, so `down` finds taps that a crash left out of the state file.
 """
 
+import hashlib
 import ipaddress
 import json
+import shutil
 import subprocess
 
 from lab.errors import LabError
@@ -41,7 +43,6 @@ def free_address(network, state: LabState) -> str:
 
 def tap_name(node: str) -> str:
     """Interface names have at most 15 characters: nlt + 10 hex digits of (owner, node)."""
-    import hashlib
     return "nlt" + hashlib.sha256(f"{owner_label()}/{node}".encode()).hexdigest()[:10]
 
 
@@ -60,11 +61,15 @@ def create(state: LabState, node: str, bridge: str) -> str:
 
 
 def delete(tap: str) -> bool:
+    if shutil.which("ip") is None:
+        return False
     return subprocess.run(["ip", "link", "delete", "dev", tap], capture_output=True).returncode == 0
 
 
 def labelled() -> list[str]:
     """This lab's taps, by their alias (whatever the state file says)."""
+    if shutil.which("ip") is None:
+        return []   # no iproute2: nobody made a tap on this host
     out = subprocess.run(["ip", "-j", "-d", "link", "show", "type", "tun"], capture_output=True, text=True).stdout
     try:
         links = json.loads(out or "[]")

@@ -20,7 +20,9 @@ from lab.recipes.targets import Target
 
 BOOT_TIMEOUT = 240          # qemu start -> systemd running, under TCG
 # nodelab-vm-init's console line; systemd's coloured status may follow on the same line.
-HOSTKEY_LINE = re.compile(r"nodelab-hostkey (ssh-ed25519) ([A-Za-z0-9+/]+={0,2})")
+# An ed25519 public key is always 68 base64 characters: a line cut by a
+# kernel message does not match, and the wait goes on.
+HOSTKEY_LINE = re.compile(r"nodelab-hostkey (ssh-ed25519) (AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43})")
 
 
 def boot(state: LabState, docker, name: str, target: Target, image: str, kube_bin_dir: Path, probe_dir: Path,
@@ -57,6 +59,7 @@ def _boot(state: LabState, name: str, target: Target, vm_image: disk.VMImage, ku
                         "rng_core.default_quality=1000", *target.kernel_cmdline, f"nodelab.name={name}",
                         f"nodelab.ip={address}", f"nodelab.gw={gateway}", f"nodelab.key={public_blob(key)}"])
     console = node_dir / "console.txt"
+    console.unlink(missing_ok=True)   # never a key an earlier boot printed
     args = machine.argv(name=name, image=vm_image, overlay=node_dir / "disk.qcow2", console=console,
                         pidfile=node_dir / "qemu.pid", tap=detail["tap"], mac=detail["mac"], cmdline=cmdline,
                         accel=detail["accel"],
@@ -141,12 +144,16 @@ def sweep(state: LabState) -> list[str]:
     removed = []
     kept = {r.ref for r in state.resources("vm")}
     for pid in machine.ours(paths.state_dir() / "nodes"):
-        if not any(f"/nodes/{name}/" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
-                   for name in kept):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+        except OSError:
+            continue   # gone meanwhile
+        if not any(f"/nodes/{name}/" in args for name in kept):
             machine.stop(pid, machine.process_start_time(pid))
             removed.append(f"vm process {pid} (by its pidfile)")
+    kept_taps = {tap.tap_name(name) for name in kept}
     for name in tap.labelled():
-        if not any(tap.tap_name(vm) == name for vm in kept):
+        if name not in kept_taps:
             tap.delete(name)
             removed.append(f"tap {name} (by alias)")
     return removed
