@@ -27,12 +27,18 @@ class Capabilities:
     # How the node's PID capacity can be lowered, best first
     # ("pid_max (node's PID namespace)", "pids cgroup (node container)").
     pid_capacity: tuple[str, ...]
-    # "host": nodes run on the lab host's kernel; "target": each node boots its target's own.
-    kernel: str
+    # Each node boots its target's own kernel (False: nodes share the lab host's).
+    own_kernel: bool
 
     def missing(self, required: tuple[str, ...]) -> list[str]:
-        """The required capabilities (attribute names) this backend lacks."""
-        return [name for name in required if not getattr(self, name)]
+        """The required capabilities this backend lacks, each with what it means."""
+        return [f"{name} ({MEANING.get(name, name)})" for name in required if not getattr(self, name)]
+
+
+MEANING = {
+    "host_sees_node_processes": "the lab host's /proc shows the node's processes",
+    "own_kernel": "each node boots its target's own kernel; here every node runs the lab host's",
+}
 
 
 class Backend(ABC):
@@ -79,8 +85,10 @@ class Backend(ABC):
         plane and the lab's fixtures (registry, slow endpoints)."""
 
     @abstractmethod
-    def start_node(self, name: str, target: Target, image: str, kube_bin_dir: Path) -> Node:
-        """A node running the target's systemd as PID 1, not yet joined."""
+    def start_node(self, name: str, target: Target, image: str, kube_bin_dir: Path,
+                   kernel_args: tuple[str, ...] = ()) -> Node:
+        """A node running the target's systemd as PID 1, not yet joined; `kernel_args`
+        are words for the kernel command line of a node that boots its own (own_kernel)."""
 
     @abstractmethod
     def free_name(self, base: str, index: int) -> str:

@@ -91,7 +91,7 @@ class Lab:
 
     # -- nodes --------------------------------------------------------------
     def up(self, target: "str | targets.Target", count: int = 1, kubelet_flags: tuple[str, ...] = (),
-           prefix: str | None = None) -> list[Node]:
+           prefix: str | None = None, kernel_args: tuple[str, ...] = ()) -> list[Node]:
         target = targets.runnable(target) if isinstance(target, str) else target
         backend = self.ground()
         image = backend.image(target)
@@ -103,7 +103,7 @@ class Lab:
             name = backend.free_name(prefix or f"nodelab-{target.name}", i)
             t0 = time.monotonic()
             self.say(f"booting node {name} ({target.name}, {backend.name} backend)")
-            node = backend.start_node(name, target, image, self.bins.directory)
+            node = backend.start_node(name, target, image, self.bins.directory, kernel_args)
             try:
                 # The sandbox image loads while kubelet starts (a node gets Ready without
                 # it; a VM under TCG takes ~10 s for each): both are done before Ready counts.

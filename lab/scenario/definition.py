@@ -36,6 +36,10 @@ class Scenario:
     # be seen for `reproduces`; part of them is an incomplete chain.
     key_symptoms: tuple[str, ...] = ()
 
+    def kernel_args(self, params: dict) -> tuple[str, ...]:
+        """Words for the node kernel's command line (a scenario that requires own_kernel may want some)."""
+        return ()
+
     def expected(self, ctx: Context) -> tuple[str, str]:
         """(expected verdict, why), from what was read on the node (and the variant)."""
         return self.record.expected(ctx.environment["packages"])

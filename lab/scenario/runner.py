@@ -55,7 +55,8 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
     with catching_signals() as signals:
         try:
             kubelet_flags = (*scenario.kubelet_flags, *shlex.split(params.get("kubelet_flags", "")))
-            node = lab.up(recipe or target, 1, kubelet_flags=kubelet_flags, prefix=f"nodelab-{scenario.name}-{target}")[0]
+            node = lab.up(recipe or target, 1, kubelet_flags=kubelet_flags, prefix=f"nodelab-{scenario.name}-{target}",
+                          kernel_args=scenario.kernel_args(params))[0]
             timeline.phases["boot"] = {"start": 0.0, "seconds": round(time.monotonic() - t0, 1)}
             # The run's objects live in a namespace of its own (its node's name and
             # the time): what a killed run left on a control plane that lived on

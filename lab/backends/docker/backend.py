@@ -29,7 +29,7 @@ class DockerBackend(Backend):
     capabilities = Capabilities(
         host_sees_node_processes=True,
         pid_capacity=("pid_max (node's PID namespace)", "pids cgroup (node container)"),
-        kernel="host")
+        own_kernel=False)
     kubelet_in_node = docker_nodes.KUBELET_IN_NODE
 
     def __init__(self, state: LabState, say=print):
@@ -95,7 +95,10 @@ class DockerBackend(Backend):
     def host_address(self) -> str:
         return self.network()[1]
 
-    def start_node(self, name: str, target: Target, image: str, kube_bin_dir: Path) -> DockerNode:
+    def start_node(self, name: str, target: Target, image: str, kube_bin_dir: Path,
+                   kernel_args: tuple[str, ...] = ()) -> DockerNode:
+        if kernel_args:
+            raise LabError(f"docker nodes run the lab host's kernel: no kernel arguments ({' '.join(kernel_args)})")
         return docker_nodes.start(self.client, self.state, name=name, image=image, target=target.name,
                                   network=self.network()[0], kube_bin_dir=str(kube_bin_dir))
 

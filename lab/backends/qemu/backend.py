@@ -37,7 +37,7 @@ class QemuBackend(Backend):
     capabilities = Capabilities(
         host_sees_node_processes=False,
         pid_capacity=("pid_max (the VM's kernel)", "pids cgroup (in the VM)"),
-        kernel="target")
+        own_kernel=True)
     kubelet_in_node = KUBELET_IN_NODE
     host_commands = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
                      "ssh": "openssh-client", "ssh-keygen": "openssh-client", "mkfs.ext4": "e2fsprogs",
@@ -106,8 +106,10 @@ class QemuBackend(Backend):
     def _probe_dir(self) -> Path:
         return paths.state_dir() / "qemu"
 
-    def start_node(self, name: str, target: Target, image: str, kube_bin_dir: Path) -> SSHNode:
-        return vm.boot(self.state, self.docker, name, target, image, kube_bin_dir, self._probe_dir(), self.say)
+    def start_node(self, name: str, target: Target, image: str, kube_bin_dir: Path,
+                   kernel_args: tuple[str, ...] = ()) -> SSHNode:
+        return vm.boot(self.state, self.docker, name, target, image, kube_bin_dir, self._probe_dir(), self.say,
+                       kernel_args)
 
     def free_name(self, base: str, index: int) -> str:
         existing = {r.ref for r in self.state.resources("vm")}

@@ -26,7 +26,7 @@ HOSTKEY_LINE = re.compile(r"nodelab-hostkey (ssh-ed25519) (AAAAC3NzaC1lZDI1NTE5A
 
 
 def boot(state: LabState, docker, name: str, target: Target, image: str, kube_bin_dir: Path, probe_dir: Path,
-         say=print) -> SSHNode:
+         say=print, kernel_args: tuple[str, ...] = ()) -> SSHNode:
     """Start the VM `name` and wait until its systemd runs; recorded before anything exists, removed if it fails."""
     vm_image = disk.VMImage(Path(image), target.name)
     network = docker.client.networks.get(docker.network()[0])
@@ -38,7 +38,8 @@ def boot(state: LabState, docker, name: str, target: Target, image: str, kube_bi
     sizing = machine.Sizing.from_environment()
     detail = {"target": target.name, "dir": str(node_dir), "address": address, "mac": mac, "accel": accel,
               "accel_why": why, "memory_mib": sizing.memory_mib, "cpus": sizing.cpus,
-              "kernel_release": vm_image.manifest["kernel_release"], "image": image}
+              "kernel_release": vm_image.manifest["kernel_release"], "image": image,
+              "kernel_args": list(kernel_args)}
     # Recorded before any of it exists: `down` removes what a crash leaves.
     state.record(Resource("dir", str(node_dir), "node-dir", {"node": name}))
     state.record(Resource("vm", name, "node", detail))
@@ -56,8 +57,9 @@ def _boot(state: LabState, name: str, target: Target, vm_image: disk.VMImage, ku
     machine.overlay(vm_image, node_dir / "disk.qcow2")
     detail["tap"] = tap.create(state, name, bridge)
     cmdline = " ".join(["root=/dev/vda", "rw", "console=ttyS0", "panic=-1", "net.ifnames=0",
-                        "rng_core.default_quality=1000", *target.kernel_cmdline, f"nodelab.name={name}",
-                        f"nodelab.ip={address}", f"nodelab.gw={gateway}", f"nodelab.key={public_blob(key)}"])
+                        "rng_core.default_quality=1000", *target.kernel_cmdline, *detail["kernel_args"],
+                        f"nodelab.name={name}", f"nodelab.ip={address}", f"nodelab.gw={gateway}",
+                        f"nodelab.key={public_blob(key)}"])
     console = node_dir / "console.txt"
     console.unlink(missing_ok=True)   # never a key an earlier boot printed
     args = machine.argv(name=name, image=vm_image, overlay=node_dir / "disk.qcow2", console=console,
