@@ -1,3 +1,4 @@
+from lab.scenario import catalog
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES
 from lab.scenario.verdict import derive_verdict
@@ -59,3 +60,11 @@ def test_a_steady_state_that_failed_before_the_injection_is_the_reason_given():
     t = Timeline()
     t.observe("workload-running", STEADY, False, "cookie-probed Pending")
     assert derive_verdict(t) == (INCONCLUSIVE, "the steady state did not hold: cookie-probed Pending")
+
+
+def test_memcg_expects_its_verdict_from_the_running_kernels_release():
+    memcg = catalog.shipped()["memcg"]
+    for release, verdict in (("4.4.0-21-generic", "reproduces"), ("4.15.18", "reproduces"),
+                             ("6.1.0-41-amd64", "immune"), ("4.16.0-1-amd64", "immune"), ("", "inconclusive")):
+        ctx = type("ctx", (), {"environment": {"kernel": release}})
+        assert memcg.expected(ctx)[0] == verdict, release

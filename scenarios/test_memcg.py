@@ -1,0 +1,275 @@
+"""Zombie memory cgroups make cgroup v1 memory.stat slow on kernels before 4.16.
+
+The incident ("6 entertaining system bugs", history 2; cAdvisor #1774,
+#2259): a cron-heavy node creates and deletes pod cgroups all day. A deleted
+memory cgroup that still has page cache charged to it (a log file its job
+wrote) stays alive as a "zombie", counted in /proc/cgroups but with no
+directory. Before Linux 4.16 (a983b5ebee57, "mm: memcontrol: fix excessive
+complexity in memory.stat reporting") reading a cgroup's `memory.stat`
+summed every statistic over every descendant, dead ones included, and over
+every possible CPU: the read slows in proportion to the zombies, and
+cAdvisor inside kubelet, which reads it for every container over and over,
+burns CPU. Upgrading the kernel fixed it; `echo 3 > drop_caches` as a remedy
+hung the source's machine.
+
+The lab's chain: the real kubelet runs short pods (a cron job's shape:
+start, write a file to a hostPath directory, exit), which are then deleted;
+each leaves its pod slice and its container's scope behind as zombie memory
+cgroups, pinned by the file's page cache. Nothing makes cgroups behind
+kubelet's back. After every wave: /proc/cgroups memory num_cgroups against
+the live directories, the time to read root's and kubepods.slice's
+memory.stat (the median of many reads in one process, lab/assets/
+nodelab-readtime.c), and kubelet's CPU. The cost is zombies x ~70 stat items
+x possible CPUs: a 2-vCPU VM shows fractions of a millisecond where the
+source's servers showed seconds, so the node VM boots with
+`possible_cpus=N` (the `possible_cpus` setting; hotpluggable CPUs that never
+come online, as on large servers: 4.4 sums its per-CPU counters over them,
+6.1 does not walk the dead cgroups at all). Every report says so.
+
+Verdict from the node's kernel (it needs a VM: on container nodes the host's
+kernel decides, not the target): on 4.4 the read time grows with the zombies
+(reproduces), on 6.1 the zombies pile up alike and the read stays flat
+(immune). Recovery, as the kernel documents it and without the slab drop
+that hung the source's node: the churn stops, the files the jobs left are
+removed (their page cache goes with them) and page cache alone is dropped
+(`echo 1`); the zombies are freed and the read is fast again.
+"""
+
+import statistics
+import time
+
+from lab.cluster import workload
+from lab.errors import LabError
+from lab.polling import until
+from lab.recipes import cbuild
+from lab.scenario.context import Context
+from lab.scenario.definition import Scenario
+from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
+from lab.scenario.params import Setting
+from lab.scenario.record import BugRecord, Fix
+
+RECORD = BugRecord(
+    id="memcg-zombie-cgroups-slow-memory-stat",
+    title="zombie memory cgroups make memory.stat slow and kubelet's cAdvisor burn CPU (kernel < 4.16)",
+    component="kernel",
+    mechanism="a deleted memory cgroup with page cache still charged stays alive (a zombie); before 4.16 reading "
+              "cgroup v1 memory.stat walks every descendant, dead ones included, for each of ~70 statistics and "
+              "every possible CPU, so the read slows with the zombies and cAdvisor's constant reads cost CPU",
+    references=(
+        "linux a983b5ebee57 (4.16): mm: memcontrol: fix excessive complexity in memory.stat reporting",
+        "google/cadvisor #1774, #2259 (memory.stat reads taking seconds, kubelet CPU)",
+        "6 entertaining system bugs, history 2 (a cron-heavy node; drop_caches hung it; a kernel upgrade fixed it)",
+    ),
+    affected="Linux before 4.16 with cgroup v1 (Ubuntu 16.04's 4.4)",
+    fixes=(Fix("4.16", "Linux 4.16 keeps memcg statistics aggregated (a983b5ebee57): memory.stat no longer walks "
+                       "the dead descendants"),),
+)
+
+JOB_DIR, STAT_READER = "/var/lib/nodelab-memcg", "/usr/local/sbin/nodelab-readtime"
+MEMCG = "/sys/fs/cgroup/memory"
+STAT_FILES = (f"{MEMCG}/memory.stat", f"{MEMCG}/kubepods.slice/memory.stat")
+SELECTOR, PREFIX = "nodelab.scenario=memcg", "memcg-"
+DEFAULTS = {
+    "waves": Setting(4, "waves of short pods, each created, run to completion and deleted", at_least=1),
+    "pods_per_wave": Setting(8, "pods per wave (each leaves its pod slice and container scope behind)", at_least=1),
+    "file_kib": Setting(64, "KiB each pod's job writes to the hostPath directory (the page cache that pins it)",
+                        at_least=4),
+    "possible_cpus": Setting(64, "possible CPUs the node VM's kernel is booted with (possible_cpus=), of which "
+                                 "only the VM's vCPUs come online: the per-CPU factor of the cost", at_least=1,
+                             at_most=512),
+    "reads": Setting(200, "memory.stat reads per sample, in one process (their median is the figure)", at_least=1),
+}
+MIN_ZOMBIES = 40          # fewer and the injection did not take
+# The growth of the root read over the churn, on the least-squares line of read
+# time against zombies (one slow sample moves it less than an endpoint ratio):
+SLOWER, FLAT = 0.5, 0.25  # at least +50%: the symptom; at most +25%: the fix's flat line
+
+
+class MemcgZombies(Scenario):
+    name = "memcg"
+    record = RECORD
+    defaults = DEFAULTS
+    primary_targets = ("xenial-ga", "bookworm")
+    requires = ("own_kernel",)
+    key_symptoms = ("memory-stat-slows-with-zombies",)
+    stand_ins = ()
+
+    def expected(self, ctx: Context) -> tuple[str, str]:
+        return self.record.expected({"kernel": ctx.environment.get("kernel")})   # uname -r: 4.4.0-21-generic
+
+    def kernel_args(self, params: dict) -> tuple[str, ...]:
+        cpus = int(params.get("possible_cpus", DEFAULTS["possible_cpus"].default))
+        return (f"possible_cpus={cpus}",)
+
+    # -- prepare ----------------------------------------------------------------------
+    def prepare(self, ctx: Context) -> None:
+        node = ctx.node
+        node.put_file(STAT_READER, cbuild.static_binary("nodelab-readtime.c", "nodelab-readtime").read_bytes(),
+                      0o755)
+        node.run(["mkdir", "-p", JOB_DIR])
+        online = node.run("nproc").stdout.strip()
+        possible = node.run("cat /sys/devices/system/cpu/possible").stdout.strip()
+        _sample(ctx)   # a first read pays for what boot left unflushed (6.1's rstat): not the baseline
+        base = ctx.scratch["baseline"] = _sample(ctx)
+        ctx.scratch["kubelet_cpu_before"] = _kubelet_cpu(ctx, 15)
+        ctx.observe("node-kernel-and-cpus", EVIDENCE, True,
+                    f"kernel {ctx.environment.get('kernel')}, cgroup v1 memory controller at {MEMCG}; "
+                    f"{online} CPUs online, possible {possible} (booted with possible_cpus="
+                    f"{ctx.setting('possible_cpus')}, modelling a larger server's per-CPU factor); before the churn: "
+                    f"{_describe(base)}; kubelet {ctx.scratch['kubelet_cpu_before']}% of a CPU over 15 s")
+
+    def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
+        now = _sample(ctx)
+        return {**super().steady_state(ctx), "memory-cgroups-readable": (now["root_us"] > 0, _describe(now))}
+
+    # -- inject: a cron node's churn, through kubelet -------------------------------------
+    def inject(self, ctx: Context) -> None:
+        series = ctx.scratch["series"] = []
+        for w in range(ctx.setting("waves")):
+            seconds = _wave(ctx, w)
+            series.append({**_sample(ctx), "at": ctx.timeline.since_injection(), "wave_s": seconds})
+        base, last = ctx.scratch["baseline"], series[-1]
+        pods = ctx.setting("waves") * ctx.setting("pods_per_wave")
+        made = last["zombies"] - base["zombies"]
+        ctx.timings.update({"pods_churned": pods, "zombies_made": made,
+                            "zombies_per_pod": round(made / pods, 2)})
+        ctx.observe("churn-leaves-zombie-cgroups", INJECTION, made >= MIN_ZOMBIES,
+                    f"{pods} pods run by kubelet ({ctx.setting('waves')} waves of {ctx.setting('pods_per_wave')}, "
+                    f"each writing {ctx.setting('file_kib')} KiB to {JOB_DIR}) and deleted: memory num_cgroups "
+                    f"{base['num_cgroups']} -> {last['num_cgroups']} while live directories went {base['live']} -> "
+                    f"{last['live']}: {made} zombies more ({made / pods:.1f} per pod; at least {MIN_ZOMBIES} needed)")
+
+    # -- detect -----------------------------------------------------------------------
+    def detect(self, ctx: Context) -> None:
+        base, series = ctx.scratch["baseline"], ctx.scratch["series"]
+        last = series[-1]
+        points = [(base["zombies"], base["root_us"])] + [(s["zombies"], s["root_us"]) for s in series]
+        slope, at_base = _line(points, base["zombies"])
+        growth = round(slope * (last["zombies"] - base["zombies"]) / at_base, 2) if at_base > 0 else 0.0
+        kubelet = _kubelet_cpu(ctx, 15)
+        ctx.timings.update({"root_stat_us_before": base["root_us"], "root_stat_us_after": last["root_us"],
+                            "kubepods_stat_us_after": last["kubepods_us"], "root_stat_growth": growth,
+                            "root_stat_us_per_zombie": slope, "kubelet_cpu_pct_before": ctx.scratch["kubelet_cpu_before"],
+                            "kubelet_cpu_pct_after": kubelet})
+        ctx.record_series("zombie memory cgroups", "cgroups", [(s["at"], s["zombies"]) for s in series])
+        ctx.record_series("root memory.stat read", "us", [(s["at"], s["root_us"]) for s in series])
+        table = "; ".join(f"wave {i + 1} ({s['wave_s']} s): {_describe(s)}" for i, s in enumerate(series))
+        ctx.observe("stat-time-per-wave", EVIDENCE, True, f"before: {_describe(base)}; {table}")
+        ctx.observe("kubelet-cpu", EVIDENCE, True,
+                    f"kubelet used {ctx.scratch['kubelet_cpu_before']}% of a CPU over 15 s before the churn and "
+                    f"{kubelet}% over 15 s after it (cAdvisor reads every container's memory.stat; kubelet 1.20 "
+                    f"exposes no housekeeping duration, so its CPU is the figure)")
+        summary = (f"kernel {ctx.environment.get('kernel')}: root memory.stat {base['root_us']} us with "
+                   f"{base['zombies']} zombies -> {last['root_us']} us with {last['zombies']}; on the fitted line "
+                   f"{slope} us per zombie, {growth:+.0%} over the churn ({ctx.setting('possible_cpus')} possible "
+                   f"CPUs; the symptom needs {SLOWER:+.0%}, a flat line at most {FLAT:+.0%}); kubepods.slice "
+                   f"{base['kubepods_us']} -> {last['kubepods_us']} us")
+        if growth >= SLOWER:
+            ctx.observe("memory-stat-slows-with-zombies", SYMPTOM, True, summary)
+        elif growth <= FLAT:
+            ctx.observe("memory-stat-flat-with-zombies", FIX, True, summary)
+        else:
+            ctx.observe("memory-stat-neither-slow-nor-flat", EVIDENCE, True, summary)
+
+    # -- recover: stop the churn, remove the jobs' files, drop page cache only ------------
+    def recover(self, ctx: Context) -> None:
+        node, base, last = ctx.node, ctx.scratch["baseline"], ctx.scratch["series"][-1]
+        t0 = time.monotonic()
+        node.run(f"rm -rf {JOB_DIR}/* && sync && echo 1 > /proc/sys/vm/drop_caches", timeout=300)
+        ctx.timings["cache_drop_s"] = round(time.monotonic() - t0, 1)
+        freed = until(lambda: _sample(ctx)["zombies"] <= base["zombies"] + MIN_ZOMBIES // 4, 120, every=5)
+        after = ctx.scratch["after_recovery"] = _sample(ctx)
+        ctx.observe("zombies-freed", RECOVERY, freed,
+                    f"the churn stopped, the jobs' files removed and page cache dropped (echo 1, not 3) in "
+                    f"{ctx.timings['cache_drop_s']} s: {last['zombies']} -> {after['zombies']} zombies "
+                    f"(before the churn {base['zombies']})")
+        ctx.observe("memory-stat-fast-again", RECOVERY, after["root_us"] <= base["root_us"] * (1 + FLAT),
+                    f"root memory.stat {last['root_us']} -> {after['root_us']} us (before the churn "
+                    f"{base['root_us']} us; within {FLAT:+.0%} needed)")
+
+    def verify(self, ctx: Context) -> None:
+        ctx.node.run(["rm", "-rf", JOB_DIR])
+
+
+def _pod(name: str, node: str, image: str, kib: int) -> dict:
+    # The job outlives its start by a second: a process that is gone before
+    # docker 18.09's start returns fails the pod ("container process is already dead").
+    job = f"dd if=/dev/zero of=/jobs/$(hostname).log bs=1024 count={kib} 2>/dev/null && sleep 1"
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "nodelab",
+                                                  "nodelab.scenario": "memcg"}},
+            "spec": {"nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                     "containers": [{"name": "main", "image": image, "imagePullPolicy": "Never",
+                                     "command": ["/bin/sh", "-c", job],
+                                     "volumeMounts": [{"name": "jobs", "mountPath": "/jobs"}]}],
+                     "volumes": [{"name": "jobs", "hostPath": {"path": JOB_DIR, "type": "DirectoryOrCreate"}}]}}
+
+
+def _wave(ctx: Context, wave: int) -> float:
+    """One wave of the cron node's jobs: pods created, run to completion, deleted,
+    and their cgroups removed by kubelet and the runtime; how long it took (s)."""
+    t0 = time.monotonic()
+    n = ctx.setting("pods_per_wave")
+    names = [f"{PREFIX}w{wave}-{i:02d}" for i in range(n)]
+    for name in names:
+        ctx.kube.create_pod(_pod(name, ctx.node.name, ctx.lab.sandbox_image, ctx.setting("file_kib")))
+    wait = max(120, 25 * n)
+    done = until(lambda: all(workload.phase_and_restarts(p)[0] == "Succeeded" for p in ctx.kube.pods(SELECTOR)),
+                 wait, every=2)
+    if not done:
+        stuck = next(n for n in names if workload.phase_and_restarts(ctx.kube.pod(n))[0] != "Succeeded")
+        raise LabError(f"wave {wave + 1}: {stuck} did not complete in {wait} s: "
+                       f"{workload.why_not_running(ctx.kube, stuck)}")
+    ctx.kube.delete_pods(SELECTOR)
+    if not until(lambda: _pod_slices(ctx) == 0, wait, every=2):
+        raise LabError(f"wave {wave + 1}: kubelet had not removed the pods' cgroups {wait} s after they were deleted")
+    return round(time.monotonic() - t0, 1)
+
+
+def _pod_slices(ctx: Context) -> int:
+    out = ctx.node.run(f"ls -d {MEMCG}/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod* "
+                       f"2>/dev/null | wc -l", check=False).stdout.strip()
+    return int(out or 0)
+
+
+SAMPLE = f"""
+echo num_cgroups $(awk '$1 == "memory" {{print $3}}' /proc/cgroups)
+echo live $(find {MEMCG} -type d | wc -l)
+"""
+
+
+def _sample(ctx: Context) -> dict:
+    out = ctx.node.run(["sh", "-c", SAMPLE], timeout=60).stdout
+    s = {k: int(v) for k, v in (line.split() for line in out.splitlines() if len(line.split()) == 2)}
+    s["zombies"] = s["num_cgroups"] - s["live"]
+    timed = ctx.node.run([STAT_READER, str(ctx.setting("reads")), *STAT_FILES], timeout=300).stdout.split("\n")
+    medians = [float(line.split()[1]) for line in timed if line.strip()]
+    s["root_us"], s["kubepods_us"] = medians
+    return s
+
+
+def _describe(s: dict) -> str:
+    return (f"{s['num_cgroups']} memory cgroups, {s['live']} live directories ({s['zombies']} zombies), "
+            f"memory.stat {s['root_us']} us at root, {s['kubepods_us']} us at kubepods.slice")
+
+
+def _kubelet_cpu(ctx: Context, seconds: int) -> float:
+    """kubelet's CPU over `seconds`, in percent of one CPU (utime + stime from /proc)."""
+    script = ("pid=$(systemctl show -p MainPID kubelet | cut -d= -f2); "
+              "t() { awk '{print $14 + $15}' /proc/$pid/stat; }; "
+              f"a=$(t); sleep {seconds}; b=$(t); echo $((b - a)) $(getconf CLK_TCK)")
+    ticks, hz = ctx.node.run(["sh", "-c", script], timeout=seconds + 60).stdout.split()
+    return round(int(ticks) * 100 / int(hz) / seconds, 1)
+
+
+def _line(points: list[tuple[int, float]], at: int) -> tuple[float, float]:
+    """The least-squares line of read time against zombies: its slope (us per
+    zombie) and its value at `at` zombies."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    if len(set(xs)) < 2:
+        return 0.0, statistics.fmean(ys)
+    fit = statistics.linear_regression(xs, ys)
+    return round(fit.slope, 3), fit.intercept + fit.slope * at
+
+
+SCENARIO = MemcgZombies()
