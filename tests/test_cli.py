@@ -10,7 +10,7 @@ from lab.cli import main
     (["up", "--target", "centos7"], "target centos7 is unavailable here: no CentOS 7 package source"),
     (["up", "--nodes", "0"], "--nodes must be at least 1"),
     (["images", "build"], "images build needs a TARGET"),
-    (["run", "nope", "--scenarios-dir", "scenarios"], "unknown scenario 'nope'; known: apiqps, cookie, memcg, mountunits, pulls, zombies"),
+    (["run", "nope", "--scenarios-dir", "scenarios"], "unknown scenario 'nope'; known: apiqps, cookie, memcg, memstall, mountunits, pulls, zombies"),
     (["run", "cookie", "--target", "nope", "--scenarios-dir", "scenarios"], "unknown target 'nope'"),
     (["run", "cookie", "--scenarios-dir", "/nonexistent"], "no scenarios directory at /nonexistent"),
     (["gate", "--base", "xenial-ga", "--set", "systemd"], "--set takes PKG=VERSION"),

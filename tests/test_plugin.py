@@ -17,7 +17,7 @@ def test_every_shipped_scenario_gets_one_test_per_primary_run():
     expected = {f"scenarios/test_{s.name}.py::test_{s.name}[{t}-{v}]" if v else
                 f"scenarios/test_{s.name}.py::test_{s.name}[{t}]"
                 for s in catalog.shipped().values() for t, v in s.runs()}
-    assert len(expected) == 12 and collected == expected   # memcg's two are skipped: see below
+    assert len(expected) == 14 and collected == expected   # memcg's and memstall's are skipped: see below
 
 
 def test_on_the_qemu_backend_each_scenario_makes_its_declared_vm_runs_and_says_why_not_the_others():
@@ -28,14 +28,15 @@ def test_on_the_qemu_backend_each_scenario_makes_its_declared_vm_runs_and_says_w
     assert not {"test_mountunits[xenial-ga]", "test_mountunits[bookworm]"} & collected
     assert {"test_pulls[none]", "test_apiqps[none]", "test_mountunits[none]"} <= collected   # skipped, with the reason
     assert {"test_memcg[xenial-ga]", "test_memcg[bookworm]"} <= collected
+    assert {"test_memstall[xenial-ga-default]", "test_memstall[xenial-ga-eviction]"} <= collected
 
 
 def test_a_kernel_bound_scenario_on_container_nodes_is_skipped_saying_the_hosts_kernel_decides():
-    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "scenarios", "-k", "memcg"],
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "scenarios", "-k", "memcg or memstall"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     skipped = [line for line in out.stdout.splitlines() if line.startswith("SKIPPED")]
-    assert out.returncode == 0 and "2 skipped" in out.stdout, out.stdout
-    assert skipped == ["SKIPPED [2] lab/pytest_plugin.py: the docker backend lacks own_kernel (each node boots its "
+    assert out.returncode == 0 and "4 skipped" in out.stdout, out.stdout
+    assert skipped == ["SKIPPED [4] lab/pytest_plugin.py: the docker backend lacks own_kernel (each node boots its "
                        "target's own kernel; here every node runs the lab host's)"], skipped
 
 
@@ -64,4 +65,4 @@ def test_scenarios_are_found_from_any_directory(tmp_path):
     # What `nodelab run` uses: the installed package, not ./scenarios.
     code = "from lab.scenario import catalog; print(sorted(catalog.scenarios()))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert out.stdout.strip() == "['apiqps', 'cookie', 'memcg', 'mountunits', 'pulls', 'zombies']", out.stderr
+    assert out.stdout.strip() == "['apiqps', 'cookie', 'memcg', 'memstall', 'mountunits', 'pulls', 'zombies']", out.stderr

@@ -1,0 +1,372 @@
+"""Memory pressure without swap stalls the node before the OOM killer acts.
+
+The incident ("6 entertaining system bugs", history 5): a memory-hungry
+workload on a node without swap. The kernel can reclaim only file pages
+(page cache, and every program's executable text), which are read straight
+back in: the node thrashes, SSH and monitoring stall, for a long time before
+the OOM killer decides reclaim makes no progress. Kernel-bound, so VM nodes
+only: on a container node the lab host's kernel and memory would be the ones
+under pressure.
+
+The lab's chain: a pod runs lab/assets/nodelab-memhog.c, which grows
+anonymous memory to the edge of OOM (MemAvailable down to `leave_mib`, sized
+from the VM's memory, not far past it) and holds there for `hold_s` seconds
+reading a file working set, then exits by itself, so the VM always comes back
+without a reset; an innocent pod runs beside it. What the node lives through
+is measured by three witnesses (lab.fixtures.pressure): a probe process on
+the node outside the pods (its wake-up gaps, major faults, kswapd's CPU, and
+/proc/pressure/memory where the kernel has PSI, 4.20+), the lab's SSH
+commands timed from the host, and the node's heartbeat as the API server
+sees it (each renewal of its Lease; Ready and MemoryPressure as it shows
+them). The kernel's log says whom the OOM killer killed, and when.
+
+Verdict from the configuration, like apiqps and pulls: kubelet's hard
+eviction threshold (its /configz) against the hog's growth over kubelet's
+10 s eviction interval. The lab's default, memory.available<100Mi (kubelet's
+own default), leaves no room: the hog reaches the edge and the node stalls
+(reproduces). The remedy variant `eviction` (the source's and the
+documentation's: a threshold with headroom plus system-reserved) makes
+kubelet evict the hog before the edge, and the node stays responsive
+(immune). Recovery on the default form restarts kubelet with the remedy and
+runs the same hog again. The report compares the kernels by its figures:
+the same run on 4.4 (xenial-ga) and 6.1 (bookworm, with PSI).
+"""
+
+import statistics
+import time
+
+from lab.errors import LabError
+from lab.fixtures import pressure
+from lab.scenario.context import Context
+from lab.scenario.definition import Scenario
+from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
+from lab.scenario.params import Setting
+from lab.scenario.record import IMMUNE, REPRODUCES, BugRecord, Fix
+
+RECORD = BugRecord(
+    id="memory-pressure-no-swap-stall",
+    title="memory pressure without swap stalls the node (SSH, monitoring, kubelet) before the OOM killer acts",
+    component="kubelet",
+    mechanism="without swap, reclaim can only drop file pages (page cache and programs' text), which are faulted "
+              "straight back: the node thrashes while the OOM killer waits for reclaim to stop making progress; "
+              "kubelet's hard eviction acts only when memory.available crosses its threshold, checked every 10 s, "
+              "so a threshold without headroom is crossed too late",
+    references=(
+        "6 entertaining system bugs, history 5 (no swap: the node unreachable long before the OOM killer; "
+        "'should improve with 4.6+')",
+        "kubernetes docs: Node-pressure eviction (--eviction-hard, --system-reserved, --kernel-memcg-notification)",
+        "linux 4.20: PSI, /proc/pressure/memory (Documentation/accounting/psi.rst)",
+        "earlyoom, systemd-oomd: userspace OOM daemons acting on PSI or MemAvailable",
+    ),
+    affected="a node without swap whose kubelet hard eviction threshold leaves less headroom than a workload's "
+             "growth between two eviction checks (kubelet's default memory.available<100Mi)",
+    fixes=(Fix("headroom", "a hard eviction threshold above the workload's growth in one eviction interval, with "
+                           "system-reserved memory (the configuration, not a version)"),),
+)
+
+REMEDY = ("--eviction-hard=memory.available<600Mi", "--system-reserved=memory=300Mi",
+          "--kernel-memcg-notification=true")
+EVICTION_INTERVAL_S = 10      # kubelet's eviction manager checks the thresholds this often
+LEASE_RENEW_S = 10            # kubelet 1.20 renews its node Lease this often: a longer gap is lateness
+DEFAULTS = {
+    "leave_mib": Setting(48, "MemAvailable (MiB) the hog grows down to: less than the node's own programs' text "
+                             "and the hog's file need, so the kernel thrashes at the edge rather than OOMs at once",
+                         at_least=8),
+    "step_mib": Setting(16, "MiB the hog adds per step", at_least=1),
+    "step_ms": Setting(500, "ms between the hog's steps (with step_mib: its growth rate)", at_least=10),
+    "hold_s": Setting(60, "seconds the hog holds at the edge before it exits by itself: the longest a stall lasts",
+                      at_least=5),
+    "file_mib": Setting(128, "MiB of the file working set the hog reads over and over while it holds", at_least=1),
+    "stall_s": Setting(5, "a probe wake-up or SSH command at least this late is a stall (the symptom)", at_least=1),
+    "responsive_s": Setting(3, "no probe wake-up or SSH command later than this: the node stayed responsive",
+                            at_least=1),
+    "baseline_s": Setting(15, "seconds the witnesses watch the node before the pressure", at_least=5),
+}
+INNOCENT = "memstall-innocent"
+
+
+class MemoryStall(Scenario):
+    name = "memstall"
+    record = RECORD
+    defaults = DEFAULTS
+    variants = {"default": {}, "eviction": {"kubelet_flags": " ".join(REMEDY)}}
+    primary_runs = (("xenial-ga", "default"), ("xenial-ga", "eviction"))
+    requires = ("own_kernel",)
+    keyed_on_packages = False
+    key_symptoms = ("node-stalls-under-memory-pressure",)
+    # MemoryPressure stays True for evictionPressureTransitionPeriod after the pressure
+    # ends (5 min by default): 20 s lets the steady state hold again without a 5-minute wait.
+    kubelet_flags = ("--eviction-pressure-transition-period=20s",)
+
+    def kernel_args(self, params: dict) -> tuple[str, ...]:
+        return ("psi=1",)   # Debian builds PSI in but off by default; 4.4 has none and passes the word to init
+
+    def expected(self, ctx: Context) -> tuple[str, str]:
+        config = ctx.scratch["config"] = _eviction_config(ctx)
+        growth = _size(ctx).growth_per_s() * EVICTION_INTERVAL_S
+        shown = (f"kubelet's evictionHard memory.available {config['threshold']} and systemReserved memory "
+                 f"{config['reserved'] or 'none'} (its /configz)")
+        if config["threshold_mib"] < growth + 100:
+            return REPRODUCES, (f"{shown}: the threshold is below the hog's growth in one {EVICTION_INTERVAL_S} s "
+                                f"eviction interval ({growth:.0f} MiB) plus 100 MiB, so the edge comes first")
+        return IMMUNE, f"{shown}: room for {growth:.0f} MiB of growth between two eviction checks, plus 100 MiB"
+
+    # -- prepare: the witnesses watch a quiet node ------------------------------------
+    def prepare(self, ctx: Context) -> None:
+        node = ctx.node
+        pressure.install(node)
+        ctx.kube.create_pod(pressure.innocent_pod(INNOCENT, node.name, ctx.lab.sandbox_image))
+        if not ctx.until(lambda: _pod_phase(ctx, INNOCENT)[0] == "Running", 120, every=2):
+            raise LabError(f"the innocent pod did not start: {_pod_phase(ctx, INNOCENT)}")
+        mem = node.run("grep -E '^(MemTotal|MemAvailable|SwapTotal):' /proc/meminfo").stdout.split()
+        ctx.scratch["meminfo_mib"] = {mem[i].rstrip(":"): int(mem[i + 1]) // 1024 for i in range(0, len(mem), 3)}
+        base = ctx.scratch["baseline"] = _watch_quiet(ctx, ctx.setting("baseline_s"))
+        m = ctx.scratch["meminfo_mib"]
+        psi = "PSI present" if node.run(["test", "-e", "/proc/pressure/memory"], check=False).ok else "no PSI"
+        ctx.observe("node-memory-and-witnesses", EVIDENCE, True,
+                    f"kernel {ctx.environment.get('kernel')}, MemTotal {m['MemTotal']} MiB, MemAvailable "
+                    f"{m['MemAvailable']} MiB, swap {m['SwapTotal']} MiB, {psi}; quiet for {ctx.setting('baseline_s')} "
+                    f"s: {_witnesses(base)}")
+
+    def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
+        cond = ctx.kube.condition(ctx.node.name, "MemoryPressure")
+        return {**super().steady_state(ctx),
+                "no-memory-pressure": (cond.status == "False", f"MemoryPressure={cond.status} {cond.message}")}
+
+    # -- inject: the hog goes to the edge ---------------------------------------------
+    def inject(self, ctx: Context) -> None:
+        ep = ctx.scratch["pressure"] = _episode(ctx, "first")
+        _series(ctx, ep, "")
+        ctx.observe("memory-at-the-edge", INJECTION, ep["hog_peak_mib"] >= ep["available_mib"] // 2,
+                    f"the hog grew to {ep['hog_peak_mib']} MiB of the {ep['available_mib']} MiB available "
+                    f"({'reached the edge, MemAvailable <= ' + str(ctx.setting('leave_mib')) + ' MiB' if ep['edge'] else 'stopped before the edge'}); "
+                    f"it ended {ep['hog_end']}; lowest MemAvailable the probe saw {ep['min_available_mib']} MiB "
+                    f"(at least half of what was available needed)", raw=ep["hog_log"])
+
+    # -- detect -----------------------------------------------------------------------
+    def detect(self, ctx: Context) -> None:
+        ep = ctx.scratch["pressure"]
+        _timings(ctx, ep, "")
+        ctx.observe("how-the-hog-ended", EVIDENCE, True, _ending(ep), raw=ep["dmesg_oom"])
+        worst, who = _worst(ep)
+        stalled, responsive = worst >= ctx.setting("stall_s"), worst <= ctx.setting("responsive_s")
+        summary = f"{_witnesses(ep)}; {_ending(ep)}"
+        if stalled:
+            ctx.observe("node-stalls-under-memory-pressure", SYMPTOM, True,
+                        f"the node stalled: {who} waited {worst} s (at least {ctx.setting('stall_s')} s): {summary}")
+        elif responsive and ep["hog_end"].startswith("evicted"):
+            ctx.observe("hog-evicted-node-responsive", FIX, True,
+                        f"kubelet evicted the hog before the edge and nothing waited longer than {worst} s ({who}; at most "
+                        f"{ctx.setting('responsive_s')} s): {summary}")
+        else:
+            ctx.observe("neither-stalled-nor-protected", EVIDENCE, True,
+                        f"worst wait {worst} s ({who}), between {ctx.setting('responsive_s')} and {ctx.setting('stall_s')} s "
+                        f"or not ended by eviction: {summary}")
+
+    # -- recover: the remedy, and the same hog again ------------------------------------
+    def recover(self, ctx: Context) -> None:
+        first = ctx.scratch["pressure"]
+        t0 = time.monotonic()
+        ctx.lab.restart_kubelet(ctx.node, REMEDY)
+        took = ctx.until(lambda: _eviction_config(ctx, answering=False).get("threshold") == "600Mi", 120, every=2)
+        ctx.until(lambda: ctx.kube.condition(ctx.node.name).status == "True", 120, every=2)
+        ctx.timings["kubelet_restart_s"] = round(time.monotonic() - t0, 1)
+        ctx.observe("kubelet-restarted-with-the-remedy", EVIDENCE, took,
+                    f"kubelet restarted with {' '.join(REMEDY)}: {_eviction_config(ctx, answering=False)}")
+        if not took:
+            raise LabError("kubelet did not come back with the remedy's eviction threshold")
+        ep = ctx.scratch["remedy"] = _episode(ctx, "remedy")
+        _series(ctx, ep, " (remedy)")
+        _timings(ctx, ep, "remedy_")
+        worst, who = _worst(ep)
+        ctx.observe("remedy-evicts-before-the-stall", RECOVERY,
+                    ep["hog_end"].startswith("evicted") and worst <= ctx.setting("responsive_s"),
+                    f"the same hog with {' '.join(REMEDY)}: {_ending(ep)}; worst wait {worst} s ({who}; at most "
+                    f"{ctx.setting('responsive_s')} s needed) against {_worst(first)[0]} s ({_worst(first)[1]}) "
+                    f"without it; {_witnesses(ep)}", raw=ep["hog_log"])
+
+    def verify(self, ctx: Context) -> None:
+        ctx.kube.delete_pods(pressure.SELECTOR)
+        ctx.until(lambda: not ctx.kube.pods(pressure.SELECTOR), 120, every=2)
+        ctx.node.run(["rm", "-rf", pressure.WORK_DIR], check=False)
+
+    def teardown(self, ctx: Context) -> None:
+        ctx.node.run(["systemctl", "stop", pressure.PROBE_UNIT], check=False, timeout=30)
+
+
+# -- one pressure episode ------------------------------------------------------------------
+def _size(ctx: Context) -> pressure.HogSize:
+    return pressure.HogSize(ctx.setting("leave_mib"), ctx.setting("step_mib"), ctx.setting("step_ms"),
+                            ctx.setting("hold_s"), ctx.setting("file_mib"))
+
+
+def _episode(ctx: Context, label: str) -> dict:
+    """Run the hog once with every witness watching; the figures, once the node answers again."""
+    node, size, name = ctx.node, _size(ctx), f"memstall-hog-{label}"
+    available = int(node.run("awk '/^MemAvailable:/ {print $2}' /proc/meminfo").stdout) // 1024
+    start_epoch = int(node.run(["date", "+%s"]).stdout)
+    uptime0 = pressure.start_probe(node)
+    t0, at = time.monotonic(), ctx.timeline.since_injection() or 0.0
+    watch = pressure.NodeWatch(node, ctx.kube, t0).start()
+    try:
+        ctx.kube.create_pod(pressure.hog_pod(name, node.name, ctx.lab.sandbox_image, size))
+        limit = (available / size.growth_per_s() + size.hold_s + size.file_mib / 10 + 240)
+        ended = ctx.until(lambda: _pod_phase(ctx, name)[0] in ("Succeeded", "Failed"), limit, every=3)
+        ended_at = round(time.monotonic() - t0, 1)
+        if not ended:
+            ctx.kube.delete_pod(name)
+        back = ctx.until(lambda: _ssh_seconds(node) < 2, 300, every=2)
+        back_at = round(time.monotonic() - t0, 1)
+    finally:
+        watch.stop()
+    if not back:
+        raise LabError(f"the node did not answer SSH within 2 s for 300 s after the pressure ended: it did not come "
+                       f"back by itself (the teardown kills the VM)")
+    probe = pressure.ProbeFigures(pressure.stop_probe(node), int(node.run(["getconf", "CLK_TCK"]).stdout))
+    phase, how = _pod_phase(ctx, name)
+    log = node.run(["cat", f"{pressure.WORK_DIR}/{name}.log"], check=False).stdout
+    kills = pressure.oom_kills(node, uptime0)
+    ssh = [s for _, s in watch.ssh]
+    psi = probe.psi_peak()
+    return {
+        "label": label, "at": at, "available_mib": available, "seconds": back_at, "hog_ended_s": ended_at if ended else None,
+        "back_after_end_s": round(back_at - ended_at, 1), "hog_end": how if ended else f"still {phase} ({how})",
+        "hog_peak_mib": _peak(log), "edge": "edge " in log, "hog_log": log[-4000:],
+        "probe_worst_gap_s": probe.worst_gap_s, "probe_gaps_over_stall": probe.gaps_over(ctx.setting("stall_s")),
+        "kswapd_cpu_s": probe.kswapd_cpu_s, "major_faults": probe.major_faults,
+        "min_available_mib": probe.min_available_mib(), "psi_some_peak": psi[0] if psi else None,
+        "psi_full_peak": psi[1] if psi else None, "probe_rows": probe.rows,
+        "ssh_worst_s": watch.worst_ssh_s, "ssh_median_s": round(statistics.median(ssh), 2) if ssh else None,
+        "ssh_points": watch.ssh, "heartbeat_worst_gap_s": watch.worst_heartbeat_gap_s,
+        "heartbeats": len(watch.renewals), "conditions": watch.conditions,
+        "oom_kills": kills, "dmesg_oom": "\n".join(f"+{t} s: killed {pid} ({comm})" for t, pid, comm in kills),
+        "innocent": _innocent(ctx, start_epoch),
+    }
+
+
+def _watch_quiet(ctx: Context, seconds: int) -> dict:
+    """The witnesses' figures with nothing going on: what a normal wait looks like here."""
+    pressure.start_probe(ctx.node)
+    watch = pressure.NodeWatch(ctx.node, ctx.kube, time.monotonic()).start()
+    time.sleep(seconds)
+    watch.stop()
+    probe = pressure.ProbeFigures(pressure.stop_probe(ctx.node))
+    return {"probe_worst_gap_s": probe.worst_gap_s, "ssh_worst_s": watch.worst_ssh_s,
+            "heartbeat_worst_gap_s": watch.worst_heartbeat_gap_s, "major_faults": probe.major_faults,
+            "kswapd_cpu_s": probe.kswapd_cpu_s, "psi_some_peak": (probe.psi_peak() or (None,))[0],
+            "heartbeats": len(watch.renewals), "conditions": watch.conditions}
+
+
+def _worst(ep: dict) -> tuple[float, str]:
+    """The longest wait any witness lived through, and whose: the probe's wake-up, an
+    SSH command, or the heartbeat's lateness (a Lease gap beyond its 10 s period)."""
+    waits = {"the probe's wake-up": ep["probe_worst_gap_s"], "an SSH command": ep["ssh_worst_s"],
+             "kubelet's heartbeat (Lease gap beyond 10 s)": round(max(0.0, ep["heartbeat_worst_gap_s"] - LEASE_RENEW_S), 1)}
+    who = max(waits, key=waits.get)
+    return waits[who], who
+
+
+def _ssh_seconds(node) -> float:
+    t0 = time.monotonic()
+    node.run(["true"], timeout=30, check=False)
+    return time.monotonic() - t0
+
+
+def _pod_phase(ctx: Context, name: str) -> tuple[str, str]:
+    """(phase, how it ended or why not): 'evicted: <message>', 'OOMKilled', 'Completed', ..."""
+    pod = ctx.kube.pod(name)
+    if pod is None or pod.status is None:
+        return "", "absent"
+    if pod.status.reason == "Evicted":
+        return pod.status.phase or "", f"evicted by kubelet: {pod.status.message or ''}".strip()
+    for cs in pod.status.container_statuses or []:
+        term = cs.state.terminated if cs.state else None
+        if term:
+            return pod.status.phase or "", f"{term.reason} (exit {term.exit_code})"
+    return pod.status.phase or "", "running"
+
+
+def _peak(log: str) -> int:
+    sizes = [int(line.split()[1]) for line in log.splitlines()
+             if line.split()[:1] in (["grow"], ["edge"], ["done"])]
+    holds = [int(line.split()[3]) for line in log.splitlines() if line.startswith("hold ")]
+    return max(sizes + holds, default=0)
+
+
+def _innocent(ctx: Context, since_epoch: int) -> dict:
+    out = ctx.node.run(["cat", f"{pressure.WORK_DIR}/{INNOCENT}.log"], check=False).stdout.split()
+    stamps = [int(s) for s in out if s.isdigit() and int(s) >= since_epoch]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    phase, how = _pod_phase(ctx, INNOCENT)
+    restarts = sum(cs.restart_count for cs in (ctx.kube.pod(INNOCENT).status.container_statuses or [])) \
+        if phase else None
+    return {"worst_gap_s": max(gaps, default=None), "ticks": len(stamps), "phase": phase, "state": how,
+            "restarts": restarts}
+
+
+def _eviction_config(ctx: Context, answering: bool = True) -> dict:
+    try:
+        config = ctx.kube.kubelet_config(ctx.node.name)
+    except LabError:
+        if answering:
+            raise
+        return {}
+    threshold = (config.get("evictionHard") or {}).get("memory.available", "")
+    reserved = (config.get("systemReserved") or {}).get("memory", "")
+    return {"threshold": threshold, "threshold_mib": _mib(threshold, ctx), "reserved": reserved,
+            "memcg_notification": config.get("kernelMemcgNotification")}
+
+
+def _mib(quantity: str, ctx: Context) -> float:
+    """A Kubernetes quantity (100Mi, 1Gi, 500M, 10%) in MiB; a percentage of the node's memory."""
+    q = quantity.strip()
+    if not q:
+        return 0.0
+    if q.endswith("%"):
+        total = int(ctx.node.run("awk '/^MemTotal:/ {print $2}' /proc/meminfo").stdout) / 1024
+        return float(q[:-1]) * total / 100
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "K": 1e3 / 2**20, "M": 1e6 / 2**20, "G": 1e9 / 2**20}
+    for suffix in sorted(units, key=len, reverse=True):
+        if q.endswith(suffix):
+            return float(q[: -len(suffix)]) * units[suffix]
+    return float(q) / 2**20
+
+
+# -- what the report says ----------------------------------------------------------------
+def _ending(ep: dict) -> str:
+    kills = "; ".join(f"the kernel's OOM killer killed {comm} (pid {pid}) {t} s after the pressure began"
+                      for t, pid, comm in ep["oom_kills"]) or "the OOM killer killed nothing"
+    ended = f"{ep['hog_ended_s']} s after its pod was created" if ep["hog_ended_s"] is not None else "never"
+    inn = ep["innocent"]
+    return (f"the hog ended {ep['hog_end']} {ended}, at {ep['hog_peak_mib']} MiB; {kills}; the node answered SSH "
+            f"within 2 s again {ep['back_after_end_s']} s after that; the innocent pod {inn['phase']} "
+            f"({inn['state']}, {inn['restarts']} restarts), its worst tick gap {inn['worst_gap_s']} s")
+
+
+def _witnesses(f: dict) -> str:
+    psi = f" PSI memory some/full avg10 peak {f['psi_some_peak']}/{f.get('psi_full_peak')}%" \
+        if f.get("psi_some_peak") is not None else " (no PSI on this kernel)"
+    changes = "; ".join(f"+{t} s {c}" for t, c in f["conditions"]) or "none"
+    return (f"probe's worst wake-up {f['probe_worst_gap_s']} s (asked 0.1 s), SSH `true` worst "
+            f"{f['ssh_worst_s']} s, heartbeat (Lease renewals seen by the API server: {f['heartbeats']}) worst gap "
+            f"{f['heartbeat_worst_gap_s']} s, kswapd CPU {f['kswapd_cpu_s']} s, {f['major_faults']} major faults,"
+            f"{psi}; node conditions changed: {changes}")
+
+
+def _timings(ctx: Context, ep: dict, prefix: str) -> None:
+    kill = ep["oom_kills"][0][0] if ep["oom_kills"] else None
+    ctx.timings.update({f"{prefix}{k}": ep[k] for k in (
+        "hog_peak_mib", "hog_ended_s", "probe_worst_gap_s", "ssh_worst_s", "ssh_median_s", "heartbeat_worst_gap_s",
+        "kswapd_cpu_s", "major_faults", "min_available_mib", "psi_some_peak", "psi_full_peak", "back_after_end_s")})
+    ctx.timings[f"{prefix}pressure_to_oom_kill_s"] = kill
+    ctx.timings[f"{prefix}innocent_worst_gap_s"] = ep["innocent"]["worst_gap_s"]
+
+
+def _series(ctx: Context, ep: dict, suffix: str) -> None:
+    offset = ep["at"]   # the episode's clock started this long after the injection
+    ctx.record_series(f"probe wake-up gap{suffix}", "s", [(r[0] + offset, r[1] / 1000) for r in ep["probe_rows"]])
+    ctx.record_series(f"MemAvailable{suffix}", "MiB", [(r[0] + offset, round(r[4] / 1024)) for r in ep["probe_rows"]])
+    ctx.record_series(f"SSH true{suffix}", "s", [(t + offset, s) for t, s in ep["ssh_points"]], style="scatter")
+
+
+SCENARIO = MemoryStall()
