@@ -35,6 +35,8 @@ the same run on 4.4 (xenial-ga) and 6.1 (bookworm, with PSI).
 import statistics
 import time
 
+from kubernetes.utils import parse_quantity
+
 from lab.errors import LabError
 from lab.fixtures import pressure
 from lab.scenario.context import Context
@@ -248,8 +250,10 @@ def _watch_quiet(ctx: Context, seconds: int) -> dict:
     """The witnesses' figures with nothing going on: what a normal wait looks like here."""
     pressure.start_probe(ctx.node)
     watch = pressure.NodeWatch(ctx.node, ctx.kube, time.monotonic()).start()
-    time.sleep(seconds)
-    watch.stop()
+    try:
+        time.sleep(seconds)
+    finally:
+        watch.stop()
     probe = pressure.ProbeFigures(pressure.stop_probe(ctx.node))
     return {"probe_worst_gap_s": probe.worst_gap_s, "ssh_worst_s": watch.worst_ssh_s,
             "heartbeat_worst_gap_s": watch.worst_heartbeat_gap_s, "major_faults": probe.major_faults,
@@ -318,18 +322,12 @@ def _eviction_config(ctx: Context, answering: bool = True) -> dict:
 
 
 def _mib(quantity: str, ctx: Context) -> float:
-    """A Kubernetes quantity (100Mi, 1Gi, 500M, 10%) in MiB; a percentage of the node's memory."""
+    """A Kubernetes quantity (100Mi, 1Gi, 500M) in MiB; a percentage is of the node's memory."""
     q = quantity.strip()
-    if not q:
-        return 0.0
     if q.endswith("%"):
         total = int(ctx.node.run("awk '/^MemTotal:/ {print $2}' /proc/meminfo").stdout) / 1024
         return float(q[:-1]) * total / 100
-    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024, "K": 1e3 / 2**20, "M": 1e6 / 2**20, "G": 1e9 / 2**20}
-    for suffix in sorted(units, key=len, reverse=True):
-        if q.endswith(suffix):
-            return float(q[: -len(suffix)]) * units[suffix]
-    return float(q) / 2**20
+    return float(parse_quantity(q)) / 2**20 if q else 0.0
 
 
 # -- what the report says ----------------------------------------------------------------
