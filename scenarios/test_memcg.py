@@ -126,16 +126,19 @@ class MemcgZombies(Scenario):
     def inject(self, ctx: Context) -> None:
         series = ctx.scratch["series"] = []
         for w in range(ctx.setting("waves")):
-            seconds = _wave(ctx, w)
-            series.append({**_sample(ctx), "at": ctx.timeline.since_injection(), "wave_s": seconds})
+            seconds, failed = _wave(ctx, w)
+            series.append({**_sample(ctx), "at": ctx.timeline.since_injection(), "wave_s": seconds,
+                           "failed": failed})
         base, last = ctx.scratch["baseline"], series[-1]
         pods = ctx.setting("waves") * ctx.setting("pods_per_wave")
         made = last["zombies"] - base["zombies"]
-        ctx.timings.update({"pods_churned": pods, "zombies_made": made,
+        failed = sum(s["failed"] for s in series)
+        ctx.timings.update({"pods_churned": pods, "pods_failed": failed, "zombies_made": made,
                             "zombies_per_pod": round(made / pods, 2)})
         ctx.observe("churn-leaves-zombie-cgroups", INJECTION, made >= MIN_ZOMBIES,
                     f"{pods} pods run by kubelet ({ctx.setting('waves')} waves of {ctx.setting('pods_per_wave')}, "
-                    f"each writing {ctx.setting('file_kib')} KiB to {JOB_DIR}) and deleted: memory num_cgroups "
+                    f"each writing {ctx.setting('file_kib')} KiB to {JOB_DIR}; {failed} ended Failed) and "
+                    f"deleted: memory num_cgroups "
                     f"{base['num_cgroups']} -> {last['num_cgroups']} while live directories went {base['live']} -> "
                     f"{last['live']}: {made} zombies more ({made / pods:.1f} per pod; at least {MIN_ZOMBIES} needed)")
 
@@ -192,9 +195,10 @@ class MemcgZombies(Scenario):
 
 
 def _pod(name: str, node: str, image: str, kib: int) -> dict:
-    # The job outlives its start by a second: a process that is gone before
-    # docker 18.09's start returns fails the pod ("container process is already dead").
-    job = f"dd if=/dev/zero of=/jobs/$(hostname).log bs=1024 count={kib} 2>/dev/null && sleep 1"
+    # The job outlives its start by seconds: a process that is gone before
+    # docker 18.09's start returns fails the pod ("container process is already
+    # dead"), which a loaded machine's slower start makes likelier.
+    job = f"dd if=/dev/zero of=/jobs/$(hostname).log bs=1024 count={kib} 2>/dev/null && sleep 3"
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "nodelab",
                                                   "nodelab.scenario": "memcg"}},
@@ -205,25 +209,31 @@ def _pod(name: str, node: str, image: str, kib: int) -> dict:
                      "volumes": [{"name": "jobs", "hostPath": {"path": JOB_DIR, "type": "DirectoryOrCreate"}}]}}
 
 
-def _wave(ctx: Context, wave: int) -> float:
-    """One wave of the cron node's jobs: pods created, run to completion, deleted,
-    and their cgroups removed by kubelet and the runtime; how long it took (s)."""
+def _wave(ctx: Context, wave: int) -> tuple[float, int]:
+    """One wave of the cron node's jobs: pods created, run to their end, deleted,
+    and their cgroups removed by kubelet and the runtime; how long it took (s)
+    and how many of its pods ended Failed (their container ran, so their
+    cgroups count alike; the report says how many)."""
     t0 = time.monotonic()
     n = ctx.setting("pods_per_wave")
     names = [f"{PREFIX}w{wave}-{i:02d}" for i in range(n)]
     for name in names:
         ctx.kube.create_pod(_pod(name, ctx.node.name, ctx.lab.sandbox_image, ctx.setting("file_kib")))
     wait = max(120, 25 * n)
-    done = until(lambda: all(workload.phase_and_restarts(p)[0] == "Succeeded" for p in ctx.kube.pods(SELECTOR)),
-                 wait, every=2)
-    if not done:
-        stuck = next(n for n in names if workload.phase_and_restarts(ctx.kube.pod(n))[0] != "Succeeded")
+    phases = {}
+
+    def ended() -> bool:
+        phases.update({p.metadata.name: workload.phase_and_restarts(p)[0] for p in ctx.kube.pods(SELECTOR)})
+        return all(phases.get(name) in ("Succeeded", "Failed") for name in names)
+
+    if not until(ended, wait, every=2):
+        stuck = next(n for n in names if phases.get(n) not in ("Succeeded", "Failed"))
         raise LabError(f"wave {wave + 1}: {stuck} did not complete in {wait} s: "
                        f"{workload.why_not_running(ctx.kube, stuck)}")
     ctx.kube.delete_pods(SELECTOR)
     if not until(lambda: _pod_slices(ctx) == 0, wait, every=2):
         raise LabError(f"wave {wave + 1}: kubelet had not removed the pods' cgroups {wait} s after they were deleted")
-    return round(time.monotonic() - t0, 1)
+    return round(time.monotonic() - t0, 1), sum(1 for name in names if phases[name] == "Failed")
 
 
 def _pod_slices(ctx: Context) -> int:
