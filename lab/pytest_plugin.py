@@ -46,6 +46,8 @@ def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict 
                         *((f"phase_{k}_s", p.get("seconds")) for k, p in report.get("phases", {}).items()),
                         *((k, v) for k, v in report.get("timings", {}).items() if isinstance(v, (int, float)))):
         record(name, value)
+    for d in report.get("detectors", []):
+        record(f"detector_{d.get('reason', 'error')}", f"{'passes' if d.get('passes') else 'fails'}: {d.get('why')}")
     assert expected in (REPRODUCES, IMMUNE), explain(report)
     assert report["verdict"] == expected, explain(report)
     return report

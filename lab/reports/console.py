@@ -19,6 +19,9 @@ def summary(report: dict) -> None:
         c.print(f"  phase {name}: {p.get('seconds', p.get('skipped'))}")
     for name, seconds in report.get("timings", {}).items():
         c.print(f"  {name}: {seconds}")
+    for d in report.get("detectors", []):
+        state = "passes" if d.get("passes") else "not judged" if d.get("passes") is None else "FAILS"
+        c.print(f"  detector {d.get('source', '?')}/{d.get('reason', '?')}: {state}: {d.get('why')}")
     for s in report.get("stand_ins", []):
         c.print(f"  stand-in: {s}")
     if report.get("logs"):
@@ -34,6 +37,9 @@ def explain(report: dict) -> str:
     for o in report.get("observations", []):
         when = f"injection{o['at']:+}s" if o["at"] is not None else f"start+{o['t']}s"
         lines.append(f"  [{o['kind']}] {o['name']}: {'seen' if o['seen'] else 'NOT seen'} at {when}: {o['summary']}")
+    for d in report.get("detectors", []):
+        lines.append(f"  [detector] {d.get('source', '?')}/{d.get('reason', '?')}: "
+                     f"{'passes' if d.get('passes') else 'fails'}: {d.get('why')}")
     if report.get("error"):
         lines.append(report.get("traceback", ""))
     lines.append(f"report: {report['report_file']}")

@@ -7,7 +7,9 @@ lifecycle and Chaos Toolkit's steady-state hypothesis / method / rollbacks):
 symptom appeared), `verify` (the steady state again, for a while), and
 `teardown` in `finally`. The scenario's steady-state hypothesis is checked
 by the runner after prepare and again after verify; the runner deletes what
-the scenario left in Kubernetes (its pods, its namespace). The verdict is derived from what was observed
+the scenario left in Kubernetes (its pods, its namespace), and runs the
+incident's shipped detectors on the node throughout, judging them against
+the run (lab.scenario.detection). The verdict is derived from what was observed
 (lab.scenario.verdict); a scenario never sets it. A run stopped by Ctrl-C
 or SIGTERM tears down all the same and its report says `interrupted`.
 """
@@ -22,6 +24,7 @@ from lab.progress import say
 from lab.reports import console as report_console
 from lab.reports import page as report_page
 from lab.reports import store as reports
+from lab.scenario import detection
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
 from lab.scenario.evidence import RECOVERY, STEADY, SYMPTOM, Timeline
@@ -52,6 +55,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
     say(f"[bold]{scenario.name}[/bold] on {target}{f' ({variant})' if variant else ''}: {scenario.record.title}")
     t0 = time.monotonic()
     ctx, sampler, error, phase = None, None, None, "boot"
+    watch, detector_error = None, ""
     with catching_signals() as signals:
         try:
             kubelet_flags = (*scenario.kubelet_flags, *shlex.split(params.get("kubelet_flags", "")))
@@ -65,6 +69,9 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
             namespace = f"{node.name}-{time.strftime('%H%M%S')}"
             ctx = Context(lab, node, lab.kube(namespace=namespace), timeline, params, defaults=dict(scenario.defaults))
             sampler = ReadySampler(ctx.kube, node.name, timeline.t0).start()
+            # The incident's shipped detectors run on the node for the whole
+            # run, as node-problem-detector would run them (lab.nodetools.npd).
+            watch, detector_error = detection.start(node, scenario.name)
             report["namespace"] = namespace
             ctx.kube.create_namespace()
             report["environment"] = ctx.environment = report_environment(lab, node)
@@ -100,6 +107,8 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
             if signals.received:
                 say(f"[yellow]{signals.received} during {phase}: tearing down (a second one is ignored; "
                     f"`nodelab down` removes what a killed run leaves)[/yellow]")
+            if watch is not None:
+                watch.stop()
             if ctx is not None:
                 ctx.series["node Ready"] = {"unit": "", "points": sampler.stop() if sampler else []}
                 report["logs"] = _collect_logs(lab, ctx.node, report["run"])
@@ -112,6 +121,9 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
         verdict, reason = derive_verdict(timeline, scenario.key_symptoms)
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
                    "total_seconds": round(time.monotonic() - t0, 1)})
+    detectors = detection.report(watch, detector_error, timeline, verdict)
+    if detectors:
+        report["detectors"] = detectors
     if ctx is not None:
         report["timings"].update(ctx.timings)
         report["series"] = ctx.series

@@ -1,0 +1,87 @@
+"""The shipped detectors, watched through a scenario run and judged against it.
+
+A detector passes a run when it fires during the symptom and clears after
+the recovery (a run that reproduced), or never fires at all (an immune run),
+and in both never fires before the injection. Unknown (a program that could
+not run or timed out, as on a node out of PIDs) is reported, never counted as
+firing or as clearing. Runs that are neither reproduced nor immune are not
+judged.
+"""
+
+from lab.nodetools import npd
+from lab.scenario.evidence import SYMPTOM, Timeline
+from lab.scenario.record import IMMUNE, REPRODUCES
+
+
+def start(node, incident: str) -> tuple[npd.DetectorWatch | None, str]:
+    """Install and start the incident's monitors on the node; (watch, error)."""
+    monitors = npd.monitors_for(incident)
+    if not monitors:
+        return None, ""
+    try:
+        for monitor in monitors:
+            npd.install(node, monitor)
+    except Exception as exc:  # noqa: BLE001 - a detector that cannot be installed is reported, not a failed run
+        return None, f"{type(exc).__name__}: {exc}"
+    return npd.DetectorWatch(node, monitors).start(), ""
+
+
+def judge(invocations: list[npd.Invocation], timeline: Timeline, verdict: str) -> dict:
+    """One rule's record over a run: its transitions, delay and whether it passes."""
+    injected = timeline.injected_at
+
+    def since(inv):
+        return None if injected is None else round(inv.at - injected, 1)
+
+    before = [i for i in invocations if injected is None or i.at < injected]
+    after = [i for i in invocations if injected is not None and i.at >= injected]
+    early = [i for i in before if i.status == npd.NONOK]
+    fired = next((i for i in after if i.status == npd.NONOK), None)
+    settled = [i for i in invocations if i.status != npd.UNKNOWN]
+    cleared = bool(settled) and settled[-1].status == npd.OK
+    out = {
+        "invocations": len(invocations),
+        "unknown": sum(1 for i in invocations if i.status == npd.UNKNOWN),
+        "mean_runtime_s": round(sum(i.seconds for i in invocations) / len(invocations), 3) if invocations else None,
+        "transitions": [{"t": round(i.at - timeline.t0, 1), "since_injection": since(i), "status": i.status,
+                         "message": i.message} for i in npd.transitions(invocations)],
+        "fired_after_injection_s": since(fired) if fired else None,
+    }
+    if fired:
+        out["before_symptoms_s"] = {o.name: round(o.at - out["fired_after_injection_s"], 1)
+                                    for o in timeline.seen(SYMPTOM) if o.at is not None}
+    if not invocations:
+        passes, why = False, "never invoked"
+    elif early:
+        passes, why = False, f"fired in the steady state, before the injection: {early[0].message}"
+    elif verdict == REPRODUCES:
+        passes = fired is not None and cleared
+        why = (f"fired {out['fired_after_injection_s']} s after the injection and cleared after the recovery"
+               if passes else "did not fire after the injection" if fired is None
+               else f"fired {out['fired_after_injection_s']} s after the injection but had not cleared by the end: "
+                    f"{settled[-1].message}")
+    elif verdict == IMMUNE:
+        nonok = [i for i in invocations if i.status == npd.NONOK]
+        passes = not nonok
+        why = "never fired on the immune run" if passes else f"fired on an immune run: {nonok[0].message}"
+    else:
+        passes, why = None, f"not judged: the run's verdict is {verdict}"
+    return {**out, "passes": passes, "why": why}
+
+
+def report(watch: npd.DetectorWatch | None, error: str, timeline: Timeline, verdict: str) -> list[dict]:
+    """The report's `detectors` entries (one per rule)."""
+    if error:
+        return [{"error": error, "passes": False, "why": f"could not be installed: {error}"}]
+    if watch is None:
+        return []
+    invocations = watch.stop()
+    entries = []
+    for monitor in watch.monitors:
+        for rule in monitor.rules:
+            entries.append({"config": f"detectors/{monitor.name}/{monitor.file}", "source": monitor.source,
+                            "condition": rule.condition, "reason": rule.reason, "type": rule.type,
+                            "program": f"{rule.path} {' '.join(rule.args)}".strip(),
+                            "interval_s": monitor.interval_s, "timeout_s": monitor.effective_timeout(rule),
+                            **judge(invocations[watch.key(monitor, rule)], timeline, verdict)})
+    return entries

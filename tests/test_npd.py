@@ -1,0 +1,219 @@
+"""The shipped node-problem-detector configs and programs, and the lab's
+reading of NPD's custom plugin protocol (programs run here, on the host)."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab.backends.node import Node, Result
+from lab.nodetools import npd
+from lab.scenario import catalog, detection
+from lab.scenario.evidence import SYMPTOM, Timeline
+from lab.scenario.record import IMMUNE, REPRODUCES
+
+DETECTORS = Path(__file__).resolve().parent.parent / "detectors"
+SHIPPED = npd.shipped_configs()
+
+
+class LocalNode(Node):
+    """Runs commands on this host, through the Node interface's in-node timeout."""
+    name, backend = "local", "test"
+
+    def __init__(self, env=None):
+        self.env = env
+
+    def _exec(self, argv, timeout, stdin):
+        try:
+            p = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout, env=self.env)
+        except subprocess.TimeoutExpired:
+            return Result(-1, "", "", timed_out=True)
+        return Result(p.returncode, p.stdout.decode(), p.stderr.decode())
+
+    def interactive_argv(self, argv):
+        return argv
+
+    def put_file(self, path, content, mode=0o644):
+        Path(path).write_bytes(content if isinstance(content, bytes) else content.encode())
+        os.chmod(path, mode)
+
+    def get_file(self, path):
+        return Path(path).read_bytes()
+
+    def testinfra_host(self):
+        return None
+
+
+def _config(tmp_path, program: str, *, max_output=80, timeout="2s", interval="5s", rule_timeout=None) -> npd.Monitor:
+    path = tmp_path / "check.sh"
+    path.write_text("#!/bin/sh\n" + program)
+    path.chmod(0o755)
+    rule = {"type": "permanent", "condition": "Broken", "reason": "IsBroken", "path": str(path)}
+    if rule_timeout:
+        rule["timeout"] = rule_timeout
+    config = {"plugin": "custom", "source": "test-monitor",
+              "pluginConfig": {"invoke_interval": interval, "timeout": timeout, "max_output_length": max_output},
+              "conditions": [{"type": "Broken", "reason": "NotBroken", "message": "fine"}], "rules": [rule]}
+    assert npd.problems(config, {"check.sh"}) == []
+    return npd.parse("test", "test.json", config, {"check.sh": path.read_bytes()})
+
+
+# -- the shipped detectors ---------------------------------------------------------
+def test_a_detector_ships_for_each_node_local_incident_and_only_for_known_scenarios():
+    incidents = {name for name, *_ in SHIPPED}
+    assert {"cookie", "zombies", "mountunits", "memstall"} <= incidents
+    assert incidents <= set(catalog.shipped())
+
+
+@pytest.mark.parametrize("name,file,config,programs", SHIPPED, ids=[f"{n}/{f}" for n, f, *_ in SHIPPED])
+def test_every_shipped_config_passes_npds_validation_and_its_programs_parse(name, file, config, programs):
+    assert npd.problems(config, set(programs)) == []
+    monitor = npd.parse(name, file, config, programs)
+    assert monitor.effective_timeout(monitor.rules[0]) < monitor.interval_s
+    for rule in monitor.rules:
+        program = DETECTORS / name / Path(rule.path).name
+        assert os.access(program, os.X_OK), f"{program} is not executable"
+        assert program.read_text().startswith("#!/bin/sh\n")
+        # POSIX sh as Ubuntu 16.04 and Debian 12 run it (dash), and bash's POSIX mode
+        for shell in ("dash", "bash"):
+            if shutil.which(shell):
+                subprocess.run([shell, "-n", str(program)], check=True)
+
+
+def test_npds_refusals_are_named():
+    good = {"plugin": "custom", "source": "s", "pluginConfig": {"timeout": "5s", "invoke_interval": "10s"},
+            "conditions": [{"type": "C", "reason": "R", "message": "m"}],
+            "rules": [{"type": "permanent", "condition": "C", "reason": "P", "path": "/x/check.sh", "timeout": "3s"}]}
+    assert npd.problems(good, {"check.sh"}) == []
+    bad = {**good, "plugin": "filelog",
+           "rules": [{"type": "permanent", "condition": "Other", "reason": "P", "path": "/x/check.sh", "timeout": "6s"},
+                     {"type": "sometimes", "reason": "Q", "path": "relative.sh"}]}
+    found = "\n".join(npd.problems(bad, {"check.sh"}))
+    for expected in ('only "custom"', "greater than the global timeout", "no preset default condition",
+                     "type must be permanent or temporary", "is not absolute"):
+        assert expected in found
+    assert "names no program shipped" in "\n".join(npd.problems(good, {"other.sh"}))
+    slow = {**good, "pluginConfig": {"timeout": "20s", "invoke_interval": "10s"}}
+    assert "longer than invoke_interval" in "\n".join(npd.problems(slow, {"check.sh"}))
+
+
+# -- the protocol ---------------------------------------------------------------------
+@pytest.mark.parametrize("program,status", [("echo fine; exit 0", npd.OK), ("echo broken; exit 1", npd.NONOK),
+                                            ("echo what; exit 3", npd.UNKNOWN)])
+def test_exit_codes_read_as_npd_reads_them(tmp_path, program, status):
+    monitor = _config(tmp_path, program)
+    inv = npd.invoke(LocalNode(), monitor, monitor.rules[0])
+    assert inv.status == status and inv.message in ("fine", "broken", "what")
+
+
+def test_output_is_trimmed_and_cut_to_max_output_length(tmp_path):
+    monitor = _config(tmp_path, "printf '  %s\\n\\n' $(printf 'x%.0s' $(seq 1 50)); exit 1", max_output=20)
+    inv = npd.invoke(LocalNode(), monitor, monitor.rules[0])
+    assert inv.status == npd.NONOK and inv.message == "x" * 20
+
+
+def test_a_program_past_its_timeout_is_unknown(tmp_path):
+    monitor = _config(tmp_path, "sleep 30; exit 1", timeout="2s", interval="5s", rule_timeout="1s")
+    assert monitor.effective_timeout(monitor.rules[0]) == 1
+    t0 = time.monotonic()
+    inv = npd.invoke(LocalNode(), monitor, monitor.rules[0])
+    assert inv.status == npd.UNKNOWN and inv.message.startswith("Timeout when running plugin")
+    assert time.monotonic() - t0 < 10
+
+
+def test_the_watch_keeps_each_status_change_and_the_judge_reads_them(tmp_path):
+    flag = tmp_path / "broken"
+    monitor = _config(tmp_path, f"if [ -e {flag} ]; then echo broken; exit 1; fi; echo fine", interval="0.5s",
+                      timeout="0.5s")
+    timeline = Timeline()
+    watch = npd.DetectorWatch(LocalNode(), [monitor]).start()
+    time.sleep(2)
+    timeline.injected_at = time.monotonic()
+    flag.touch()
+    time.sleep(2)
+    timeline.observe("it-broke", SYMPTOM, True, "")
+    flag.unlink()
+    time.sleep(2)
+    invocations = watch.stop()[npd.DetectorWatch.key(monitor, monitor.rules[0])]
+    assert [t.status for t in npd.transitions(invocations)] == [npd.OK, npd.NONOK, npd.OK]
+    judged = detection.judge(invocations, timeline, REPRODUCES)
+    assert judged["passes"] and 0 <= judged["fired_after_injection_s"] < 2
+    assert "it-broke" in judged["before_symptoms_s"]
+    assert not detection.judge(invocations, timeline, IMMUNE)["passes"]
+    early = Timeline()
+    early.injected_at = invocations[-1].at + 1   # every firing now lies before the "injection"
+    assert "steady state" in detection.judge(invocations, early, REPRODUCES)["why"]
+    assert detection.judge(invocations, timeline, "inconclusive")["passes"] is None
+
+
+# -- the check programs, against real processes or recorded tool output ----------------
+def _program(incident: str, name: str) -> str:
+    return str(DETECTORS / incident / name)
+
+
+def test_zombies_check_names_a_parent_that_does_not_reap(tmp_path):
+    # A parent that forks children which exit at once and are never reaped.
+    code = "import os, time\nfor _ in range(8):\n    os.fork() or os._exit(0)\ntime.sleep(30)\n"
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        time.sleep(1)
+        res = subprocess.run(["sh", _program("zombies", "check_zombies.sh"), "5", "100"], capture_output=True, text=True)
+        assert res.returncode == 1 and f"under PID {parent.pid}" in res.stdout and res.stdout.startswith("8 zombies")
+        res = subprocess.run(["sh", _program("zombies", "check_zombies.sh"), "20", "100"], capture_output=True,
+                             text=True)
+        assert res.returncode == 0 and "most zombies under one parent: 8" in res.stdout
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _fake_tools(tmp_path, **scripts) -> dict:
+    for name, body in scripts.items():
+        path = tmp_path / name
+        path.write_text("#!/bin/sh\n" + body)
+        path.chmod(0o755)
+    return dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize("dbus,systemctl,rc,says", [
+    ("echo 'method return time=1.0 sender=:1.0 -> destination=:1.9 serial=4242 reply_serial=2'", "exit 0", 0,
+     "reply serial 4242"),
+    ("echo 'Error org.freedesktop.DBus.Error.NoReply: Did not receive a reply.' >&2; exit 1", "echo Version=229", 1,
+     "answers on its private socket but not on the system bus"),
+    ("echo 'Error: no bus' >&2; exit 1", "exit 1", 2, "neither"),
+])
+def test_systemd_bus_check_tells_a_silent_bus_from_a_silent_systemd(tmp_path, dbus, systemctl, rc, says):
+    env = _fake_tools(tmp_path, **{"dbus-send": dbus, "systemctl": systemctl})
+    res = subprocess.run(["sh", _program("cookie", "check_systemd_bus.sh"), "1"], capture_output=True, text=True,
+                         env=env)
+    assert res.returncode == rc and says in res.stdout
+
+
+def test_mount_units_check_counts_only_units_whose_target_is_gone(tmp_path):
+    units = "".join(f"run-r{i}.scope loaded active running Kubernetes transient mount for /var/lib/kubelet/pods/p{i}/v\n"
+                    for i in range(5)) + "init.scope loaded active running System and Service Manager\n"
+    (tmp_path / "units").write_text(units)
+    (tmp_path / "mountinfo").write_text("63 73 0:39 / /var/lib/kubelet/pods/p0/v rw - tmpfs tmpfs rw\n")
+    env = {**_fake_tools(tmp_path, systemctl=f"cat {tmp_path / 'units'}"),
+           "NODELAB_MOUNTINFO": str(tmp_path / "mountinfo")}
+    res = subprocess.run(["sh", _program("mountunits", "check_mount_units.sh"), "3"], capture_output=True, text=True,
+                         env=env)
+    assert res.returncode == 1 and res.stdout.startswith("4 'Kubernetes transient mount' units") and "(5 loaded)" in \
+        res.stdout
+    res = subprocess.run(["sh", _program("mountunits", "check_mount_units.sh"), "4"], capture_output=True, text=True,
+                         env=env)
+    assert res.returncode == 0
+
+
+@pytest.mark.skipif(not Path("/proc/pressure/memory").exists(), reason="this kernel has no PSI")
+def test_memory_pressure_check_reads_psi_against_its_threshold():
+    # The no-PSI path (major faults and kswapd, Linux 4.4) is exercised on xenial-ga VM runs only.
+    script = _program("memstall", "check_memory_pressure.sh")
+    quiet = subprocess.run(["sh", script, "100"], capture_output=True, text=True)
+    assert quiet.returncode == 0 and "full avg10=" in quiet.stdout
+    edge = subprocess.run(["sh", script, "0"], capture_output=True, text=True)
+    assert edge.returncode == 1 and "every task waited on memory" in edge.stdout
