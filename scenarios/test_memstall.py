@@ -222,8 +222,8 @@ def _episode(ctx: Context, label: str) -> dict:
     finally:
         watch.stop()
     if not back:
-        raise LabError(f"the node did not answer SSH within 2 s for 300 s after the pressure ended: it did not come "
-                       f"back by itself (the teardown kills the VM)")
+        raise LabError("the node did not answer SSH within 2 s for 300 s after the pressure ended: it did not come "
+                       "back by itself (the teardown kills the VM)")
     probe = pressure.ProbeFigures(pressure.stop_probe(node), int(node.run(["getconf", "CLK_TCK"]).stdout))
     phase, how = _pod_phase(ctx, name)
     log = node.run(["cat", f"{pressure.WORK_DIR}/{name}.log"], check=False).stdout

@@ -9,8 +9,11 @@ declared in their Capabilities (lab.backends.base).
 """
 
 import shlex
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+
+from lab.errors import LabError
 
 
 @dataclass
@@ -75,6 +78,27 @@ class Node(ABC):
         if check and not result.ok:
             raise CommandFailed(self.name, cmd if isinstance(cmd, str) else shlex.join(cmd), result)
         return result
+
+    def wait_for_systemd(self, deadline: float, alive=lambda: None, what: str = "node",
+                         waited: str = "") -> None:
+        """Return once the node's systemd has finished booting (`running`); a
+        `degraded` boot is an error that lists the failed units. `alive()` is
+        the backend's own check that the node still exists (it raises if not);
+        a node not reachable yet (a LabError from run) is asked again."""
+        state = ""
+        while time.monotonic() < deadline:
+            alive()
+            try:
+                state = self.run(["systemctl", "is-system-running"], check=False, timeout=20).stdout.strip()
+            except LabError:
+                state = "not reachable yet"
+            if state == "running":
+                return
+            if state == "degraded":
+                failed = self.run(["systemctl", "--failed", "--no-legend"], check=False).stdout.strip()
+                raise LabError(f"{what} {self.name} booted degraded; failed units:\n{failed}")
+            time.sleep(1)
+        raise LabError(f"{what} {self.name}: systemd not running{' ' + waited if waited else ''} (state {state!r})")
 
     def journal(self, unit: str | None = None, since: str | None = None, grep: str | None = None,
                 lines: int = 200) -> str:

@@ -127,20 +127,12 @@ def start(client, state: LabState, *, name: str, image: str, target: str, networ
 
 
 def _wait_for_systemd(node: DockerNode, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
+    def alive() -> None:
         node.container.reload()
         if node.container.status != "running":
             raise LabError(f"node {node.name} exited at boot:\n{node.container.logs(tail=20).decode(errors='replace')}")
-        state = node.run(["systemctl", "is-system-running"], check=False, timeout=10).stdout.strip()
-        if state in ("running", "degraded"):
-            if state == "degraded":
-                failed = node.run(["systemctl", "--failed", "--no-legend"], check=False).stdout.strip()
-                raise LabError(f"node {node.name} booted degraded; failed units:\n{failed}")
-            return
-        time.sleep(1)
-    raise LabError(f"node {node.name}: systemd not running after {timeout:.0f} s (state {state!r})")
+
+    node.wait_for_systemd(time.monotonic() + timeout, alive, "node", f"after {timeout:.0f} s")
 
 
 def attach(client, name: str) -> DockerNode:

@@ -75,7 +75,7 @@ def _boot(state: LabState, name: str, target: Target, vm_image: disk.VMImage, ku
     state.record(Resource("vm", name, "node", detail))
     (node_dir / "known_hosts").write_text(f"{address.split('/')[0]} {host_key}\n")
     node = node_of(name, detail)
-    _wait_for_systemd(node, started)
+    node.wait_for_systemd(started + BOOT_TIMEOUT, what="VM", waited=f"{BOOT_TIMEOUT} s after qemu started")
     detail["boot_seconds"] = round(time.monotonic() - started, 1)
     state.record(Resource("vm", name, "node", detail))
     node.details["boot_seconds"] = detail["boot_seconds"]
@@ -94,22 +94,6 @@ def _wait_for_host_key(name: str, detail: dict, console: Path, started: float) -
             return f"{found.group(1)} {found.group(2)}"
         time.sleep(0.5)
     raise LabError(f"VM {name} printed no host key within {BOOT_TIMEOUT} s; console:\n{tail(console)}")
-
-
-def _wait_for_systemd(node: SSHNode, started: float) -> None:
-    state = ""
-    while time.monotonic() - started < BOOT_TIMEOUT:
-        try:
-            state = node.run(["systemctl", "is-system-running"], check=False, timeout=20).stdout.strip()
-        except LabError:
-            state = "no SSH yet"
-        if state in ("running", "degraded"):
-            if state == "degraded":
-                failed = node.run(["systemctl", "--failed", "--no-legend"], check=False).stdout.strip()
-                raise LabError(f"VM {node.name} booted degraded; failed units:\n{failed}")
-            return
-        time.sleep(1)
-    raise LabError(f"VM {node.name}: systemd not running {BOOT_TIMEOUT} s after qemu started (state {state!r})")
 
 
 def node_of(name: str, detail: dict) -> SSHNode:
