@@ -10,7 +10,6 @@ real machine's PID 1 with every capability.
 """
 
 import gzip
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,9 +26,6 @@ from lab.recipes import images
 from lab.recipes.targets import TARGETS, Target
 
 KUBELET_IN_NODE = "/opt/nodelab/kube/kubelet"   # the 9p share of the lab's Kubernetes binaries
-BOOT_TIMEOUT = 240                              # qemu start -> SSH answers, under TCG
-# nodelab-vm-init's console line; systemd's coloured status may follow on the same line.
-HOSTKEY_LINE = re.compile(r"nodelab-hostkey (ssh-ed25519) ([A-Za-z0-9+/]+={0,2})")
 
 
 class QemuBackend(Backend):
