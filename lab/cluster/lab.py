@@ -48,6 +48,7 @@ class Lab:
         self._bins = None
         self._ground_ready = False
         self.sandbox_image: str | None = None   # also the workload image (busybox)
+        self._boot_kubelet_flags: dict[str, tuple[str, ...]] = {}   # node name -> the flags it was started with
 
     # -- ground -------------------------------------------------------------
     def claim(self) -> None:
@@ -110,6 +111,7 @@ class Lab:
                 pool = ThreadPoolExecutor(1)
                 try:
                     loading = pool.submit(backend.load_image, node, sandbox)
+                    self._boot_kubelet_flags[name] = tuple(kubelet_flags)
                     self._start_kubelet(node, cp, sandbox, kubelet_flags)
                     loading.result()
                 finally:   # a failure or Ctrl-C does not wait for the load: removing the node ends it
@@ -141,10 +143,13 @@ class Lab:
                  timeout=60)
 
     def restart_kubelet(self, node: Node, kubelet_flags: tuple[str, ...] = ()) -> None:
-        """Rewrite the node's kubelet unit with these extra flags and restart it
-        (the node keeps its containers; the API object stays)."""
+        """Rewrite the node's kubelet unit with the flags it was started with
+        plus these (a flag given again takes the later value) and restart it
+        (the node keeps its containers; the API object stays). A restart that
+        dropped the boot flags lost memstall's short pressure-transition
+        period: MemoryPressure then stayed True for kubelet's default 5 min."""
         self._start_kubelet(node, self.control_plane(), self.sandbox_image or self.ground().sandbox_image(),
-                            kubelet_flags)
+                            (*self._boot_kubelet_flags.get(node.name, ()), *kubelet_flags))
 
     def node(self, name: str) -> Node:
         return self.ground().attach(name)
