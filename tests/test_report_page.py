@@ -34,6 +34,10 @@ def test_the_page_shows_the_verdict_every_observation_and_the_plot(rendered):
     assert f"expected <b>{report['expected']['verdict']}</b>" in html
     for o in report["observations"]:
         assert f"<b>{o['name']}</b>" in html
+    for d in report.get("detectors", []):   # each detector rule with its judgement and every status change
+        assert f"<b>{d['source']}/{d['reason']}</b>" in html and d["why"] in html
+        for t in d["transitions"]:
+            assert t["message"][:60] in html
     assert html.count("<svg") == 1
     assert html.count('id="PathCollection_') >= len(report["observations"])   # a mark for each observation
     # Self-contained: nothing is fetched when the page opens (links to upstream references are not fetched).

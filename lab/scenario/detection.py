@@ -43,6 +43,10 @@ def judge(invocations: list[npd.Invocation], timeline: Timeline, verdict: str) -
         "invocations": len(invocations),
         "unknown": sum(1 for i in invocations if i.status == npd.UNKNOWN),
         "mean_runtime_s": round(sum(i.seconds for i in invocations) / len(invocations), 3) if invocations else None,
+        # what one invocation costs, apart for each answer (a NonOK may include its own wait)
+        "mean_runtime_s_by_status": {s: round(sum(i.seconds for i in invocations if i.status == s) /
+                                              sum(1 for i in invocations if i.status == s), 3)
+                                     for s in dict.fromkeys(i.status for i in invocations)},
         "transitions": [{"t": round(i.at - timeline.t0, 1), "since_injection": since(i), "status": i.status,
                          "message": i.message} for i in npd.transitions(invocations)],
         "fired_after_injection_s": since(fired) if fired else None,
