@@ -2,7 +2,7 @@
 
 A scenario module holds no test function: for its `SCENARIO` the plugin
 makes `test_<name>`, which runs the scenario and checks the observed verdict
-against the expected one, with the same options for every scenario
+against the expected one (and that the incident's detectors passed), with the same options for every scenario
 (`--target`, `--variant`, `--param`), so no module can drop one.
 Its runs: by default the scenario's primary runs (one affected, one fixed),
 `--target NAME` (repeatable) to choose, `--target all` for the whole
@@ -50,6 +50,10 @@ def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict 
         record(f"detector_{d.get('reason', 'error')}", f"{'passes' if d.get('passes') else 'fails'}: {d.get('why')}")
     assert expected in (REPRODUCES, IMMUNE), explain(report)
     assert report["verdict"] == expected, explain(report)
+    # The incident's shipped detectors must have fired in the affected run
+    # and cleared, and stayed quiet in the immune one (lab.scenario.detection).
+    failing = [d for d in report.get("detectors", []) if d.get("passes") is False]
+    assert not failing, explain(report)
     return report
 
 

@@ -53,6 +53,21 @@ def test_the_made_test_hands_target_variant_and_its_own_params_to_the_run(monkey
     assert seen == [("the lab", cookie, "xenial-ga", "", {"cookie": "4294967040"})]
 
 
+def test_a_run_with_the_expected_verdict_still_fails_when_its_detector_failed(monkeypatch):
+    import pytest
+    detector = {"source": "systemd-bus-monitor", "reason": "SystemdSilentOnSystemBus", "passes": False,
+                "why": "did not fire after the injection"}
+    report = {"scenario": "cookie", "target": "xenial-ga", "variant": "", "verdict": "reproduces",
+              "verdict_reason": "symptoms seen", "expected": {"verdict": "reproduces"}, "report_file": "r.json",
+              "observations": [], "detectors": [detector]}
+    monkeypatch.setattr("lab.pytest_plugin.run", lambda *args: report)
+    cookie = catalog.shipped()["cookie"]
+    with pytest.raises(AssertionError, match="SystemdSilentOnSystemBus: fails: did not fire"):
+        pytest_plugin.check("the lab", cookie, "xenial-ga")
+    detector["passes"] = True
+    assert pytest_plugin.check("the lab", cookie, "xenial-ga") is report
+
+
 def test_a_param_no_scenario_takes_or_a_bad_value_is_a_usage_error():
     for args, message in ((["--param", "cokie=1"], "--param cokie: no collected scenario takes it"),
                           (["-k", "cookie", "--param", "cookie=0xzz"], "--param cookie=0xzz: cookie is a whole number")):
