@@ -21,10 +21,16 @@ if out=$(dbus-send --system --print-reply --reply-timeout="$((t * 1000))" --dest
   exit 0
 fi
 why=$(printf '%s\n' "$out" | head -n 1 | cut -c1-120)
-# The bus is silent: a dead dbus-daemon, or PID 1 unable to send on it?
-if timeout "$t" systemctl show -p Version >/dev/null 2>&1; then
-  echo "systemd answers on its private socket but not on the system bus within ${t} s: sd-bus cookie overflow? ($why)"
+# systemd is silent on the bus: is the bus itself (dbus-daemon) down?
+if ! dbus-send --system --print-reply --reply-timeout="$((t * 1000))" --dest=org.freedesktop.DBus \
+        /org/freedesktop/DBus org.freedesktop.DBus.GetId >/dev/null 2>&1; then
+  echo "the system bus itself (dbus-daemon) does not answer within ${t} s ($why)"
   exit 1
 fi
-echo "neither the system bus nor systemd's private socket answers within ${t} s ($why)"
+# dbus-daemon answers, systemd does not: can PID 1 still talk on its private socket?
+if timeout "$t" systemctl show -p Version >/dev/null 2>&1; then
+  echo "systemd answers on its private socket but not on the system bus within ${t} s (dbus-daemon answers): sd-bus cookie overflow? ($why)"
+  exit 1
+fi
+echo "systemd answers neither on the system bus nor on its private socket within ${t} s ($why)"
 exit 2

@@ -14,11 +14,13 @@
 # Usage: check_mount_units.sh [MAX_STALE_UNITS]   (default 20)
 # Needs systemctl and awk; systemd 229's systemctl works (no --value).
 max=${1:-20}
-mounted=$(awk '{print $5}' "${NODELAB_MOUNTINFO:-/proc/self/mountinfo}")
+mountinfo=${NODELAB_MOUNTINFO:-/proc/self/mountinfo}   # (the variable lets tests give a recorded table)
 listing=$(systemctl list-units --all --no-legend --plain --type=scope 2>&1) || {
   echo "systemctl list-units failed: $(printf '%s\n' "$listing" | head -n 1)"; exit 2; }
-counts=$(printf '%s\n' "$listing" | awk -v mounted="$mounted" '
-  BEGIN { n = split(mounted, m, "\n"); for (i = 1; i <= n; i++) live[m[i]] = 1 }
+# The mount table is read by awk itself: a node with thousands of mounts
+# would not fit in one command-line argument.
+counts=$(printf '%s\n' "$listing" | awk -v mi="$mountinfo" '
+  BEGIN { while ((getline line < mi) > 0) { split(line, f, " "); live[f[5]] = 1 } }
   {
     desc = ""; for (i = 5; i <= NF; i++) desc = desc (i > 5 ? " " : "") $i
     prefix = "Kubernetes transient mount for "
@@ -29,6 +31,9 @@ counts=$(printf '%s\n' "$listing" | awk -v mounted="$mounted" '
   END { print stale + 0, all + 0 }')
 stale=${counts% *}
 all=${counts#* }
+case "$stale$all" in
+  ''|*[!0-9]*) echo "could not count transient mount units (awk said: $counts)"; exit 2 ;;
+esac
 if [ "$stale" -gt "$max" ]; then
   echo "$stale 'Kubernetes transient mount' units whose target is no longer mounted ($all loaded): systemd is not collecting them"
   exit 1

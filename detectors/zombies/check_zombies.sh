@@ -12,8 +12,8 @@
 # Needs ps (procps) and awk; Ubuntu 16.04's and Debian 12's work.
 max_zombies=${1:-100}
 max_pct=${2:-80}
-worst=$(ps -eo ppid=,stat= 2>/dev/null | awk '$2 ~ /^Z/ { n[$1]++ } END { for (p in n) if (n[p] > m) { m = n[p]; w = p } ; print m + 0, w + 0 }') || {
-  echo "cannot list processes"; exit 2; }
+procs=$(ps -eo ppid=,stat= 2>&1) || { echo "cannot list processes: $(printf '%s\n' "$procs" | head -n 1)"; exit 2; }
+worst=$(printf '%s\n' "$procs" | awk '$2 ~ /^Z/ { n[$1]++ } END { for (p in n) if (n[p] > m) { m = n[p]; w = p } ; print m + 0, w + 0 }')
 zombies=${worst% *}
 parent=${worst#* }
 tasks=$(ls -d /proc/[0-9]*/task/[0-9]* 2>/dev/null | wc -l)
