@@ -47,7 +47,8 @@ def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict 
                         *((k, v) for k, v in report.get("timings", {}).items() if isinstance(v, (int, float)))):
         record(name, value)
     for d in report.get("detectors", []):
-        record(f"detector_{d.get('reason', 'error')}", f"{'passes' if d.get('passes') else 'fails'}: {d.get('why')}")
+        state = "passes" if d.get("passes") else "not judged" if d.get("passes") is None else "fails"
+        record(f"detector_{d.get('reason', 'error')}", f"{state}: {d.get('why')}")
     assert expected in (REPRODUCES, IMMUNE), explain(report)
     assert report["verdict"] == expected, explain(report)
     # The incident's shipped detectors must have fired in the affected run

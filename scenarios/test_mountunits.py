@@ -96,6 +96,8 @@ class MountUnitLeak(Scenario):
     # The churn scaled to a VM under software emulation (TCG), where 5 pods
     # take ~95 s to start and ~90 s to go: 5 pods counted, 5 more with the cleaner.
     variants = {"small": {"cycles": 1, "pods_per_cycle": 5, "cleaner_cycles": 1}}
+    detector_unjudged = {"small": "5 pods leave a handful of stale units (about 6 seen on a VM), below the "
+                                  "detector's threshold of 20"}
     primary_runs = (("xenial-ga", ""), ("bookworm", ""))
     # On a VM systemd 229 is told when a scope's cgroup empties: the leak's
     # real rate, not the container's bound (seen once: 6 of 25 scopes stayed

@@ -148,6 +148,21 @@ def test_the_watch_keeps_each_status_change_and_the_judge_reads_them(tmp_path):
     early.injected_at = invocations[-1].at + 1   # every firing now lies before the "injection"
     assert "steady state" in detection.judge(invocations, early, REPRODUCES)["why"]
     assert detection.judge(invocations, timeline, "inconclusive")["passes"] is None
+    assert detection.judge(invocations, timeline, IMMUNE, unjudged="a variant that is no test of it")["passes"] is None
+    # A detector that only ever said Unknown after the injection (it could not run) does not pass an immune run.
+    t = timeline.injected_at
+    blind = [npd.Invocation(t - 1, npd.OK, "fine", 0.1), npd.Invocation(t + 1, npd.UNKNOWN, "no such file", 0.1)]
+    assert "only Unknown" in detection.judge(blind, timeline, IMMUNE)["why"]
+
+
+def test_stopping_the_watch_takes_one_last_answer_from_every_rule(tmp_path):
+    monitor = _config(tmp_path, "echo fine", interval="30s", timeout="2s")
+    watch = npd.DetectorWatch(LocalNode(), [monitor]).start()
+    time.sleep(0.5)
+    stopped = time.monotonic()
+    invocations = watch.stop()[npd.DetectorWatch.key(monitor, monitor.rules[0])]
+    assert len(invocations) == 2 and invocations[-1].at >= stopped
+    assert watch.stop()[npd.DetectorWatch.key(monitor, monitor.rules[0])] == invocations   # once only
 
 
 # -- the check programs, against real processes or recorded tool output ----------------
@@ -179,14 +194,18 @@ def _fake_tools(tmp_path, **scripts) -> dict:
     return dict(os.environ, PATH=f"{tmp_path}:{os.environ['PATH']}")
 
 
-@pytest.mark.parametrize("dbus,systemctl,rc,says", [
-    ("echo 'method return time=1.0 sender=:1.0 -> destination=:1.9 serial=4242 reply_serial=2'", "exit 0", 0,
-     "reply serial 4242"),
-    ("echo 'Error org.freedesktop.DBus.Error.NoReply: Did not receive a reply.' >&2; exit 1", "echo Version=229", 1,
-     "answers on its private socket but not on the system bus"),
-    ("echo 'Error: no bus' >&2; exit 1", "exit 1", 2, "neither"),
+ANSWER = "echo 'method return time=1.0 sender=:1.0 -> destination=:1.9 serial=4242 reply_serial=2'"
+SILENT = "echo 'Error org.freedesktop.DBus.Error.NoReply: Did not receive a reply.' >&2; exit 1"
+
+
+@pytest.mark.parametrize("systemd1,daemon,systemctl,rc,says", [
+    (ANSWER, ANSWER, "exit 0", 0, "reply serial 4242"),
+    (SILENT, ANSWER, "echo Version=229", 1, "answers on its private socket but not on the system bus"),
+    (SILENT, SILENT, "echo Version=229", 1, "the system bus itself (dbus-daemon) does not answer"),
+    (SILENT, ANSWER, "exit 1", 2, "neither"),
 ])
-def test_systemd_bus_check_tells_a_silent_bus_from_a_silent_systemd(tmp_path, dbus, systemctl, rc, says):
+def test_systemd_bus_check_tells_a_silent_bus_from_a_silent_systemd(tmp_path, systemd1, daemon, systemctl, rc, says):
+    dbus = f'case "$*" in *--dest=org.freedesktop.systemd1*) {systemd1} ;; *) {daemon} ;; esac'
     env = _fake_tools(tmp_path, **{"dbus-send": dbus, "systemctl": systemctl})
     res = subprocess.run(["sh", _program("cookie", "check_systemd_bus.sh"), "1"], capture_output=True, text=True,
                          env=env)
@@ -207,6 +226,13 @@ def test_mount_units_check_counts_only_units_whose_target_is_gone(tmp_path):
     res = subprocess.run(["sh", _program("mountunits", "check_mount_units.sh"), "4"], capture_output=True, text=True,
                          env=env)
     assert res.returncode == 0
+    # A node with thousands of mounts (far more than one command-line argument holds) counts alike.
+    with (tmp_path / "mountinfo").open("a") as f:
+        f.writelines(f"{100 + i} 73 0:40 / /var/lib/docker/overlay2/{'x' * 64}{i}/merged rw - overlay overlay rw\n"
+                     for i in range(3000))
+    res = subprocess.run(["sh", _program("mountunits", "check_mount_units.sh"), "3"], capture_output=True, text=True,
+                         env=env)
+    assert res.returncode == 1 and res.stdout.startswith("4 'Kubernetes transient mount' units")
 
 
 @pytest.mark.skipif(not Path("/proc/pressure/memory").exists(), reason="this kernel has no PSI")

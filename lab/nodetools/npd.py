@@ -59,7 +59,7 @@ class Monitor:
 
 @dataclass(frozen=True)
 class Invocation:
-    at: float           # seconds on the caller's clock
+    at: float           # when the answer came (NPD reports it then), on the caller's clock
     status: str
     message: str
     seconds: float
@@ -83,7 +83,9 @@ def problems(config: dict, programs: set[str]) -> list[str]:
     try:
         timeout = _duration(glob.get("timeout"), DEFAULT_TIMEOUT_S)
         interval = _duration(glob.get("invoke_interval"), DEFAULT_INTERVAL_S)
-        if timeout > interval:
+        if interval <= 0 or timeout <= 0:
+            found.append("invoke_interval and timeout must be positive")
+        elif timeout > interval:
             found.append(f"global timeout {timeout} s is longer than invoke_interval {interval} s")
     except ValueError as exc:
         found.append(str(exc))
@@ -113,7 +115,11 @@ def problems(config: dict, programs: set[str]) -> list[str]:
             found.append(f"{where}: path {path!r} names no program shipped with the config")
         if not all(isinstance(a, str) for a in rule.get("args", [])):
             found.append(f"{where}: args must be strings")
+        if "invoke_interval" in rule:
+            found.append(f"{where}: a rule's own invoke_interval is not run by the lab (use pluginConfig's)")
         try:
+            if rule.get("timeout") is not None and _duration(rule["timeout"], 0) <= 0:
+                found.append(f"{where}: timeout must be positive")
             if _duration(rule.get("timeout"), 0) > timeout:
                 found.append(f"{where}: timeout {rule['timeout']} is greater than the global timeout")
         except ValueError as exc:
@@ -166,13 +172,16 @@ def invoke(node: Node, monitor: Monitor, rule: Rule, clock=time.monotonic) -> In
     try:
         res = node.run([rule.path, *rule.args], timeout=max(1, timeout), check=False)
     except Exception as exc:  # noqa: BLE001 - a node that cannot run it is NPD's "Error in starting plugin"
-        return Invocation(t0, UNKNOWN, f"Error in starting plugin: {exc}"[:monitor.max_output], clock() - t0)
+        return Invocation(clock(), UNKNOWN, f"Error in starting plugin: {exc}"[:monitor.max_output], clock() - t0)
     output = res.stdout.strip()
     if res.timed_out:
         output = f"Timeout when running plugin {rule.path!r}: output - {output!r}"
     status = UNKNOWN if res.timed_out else {0: OK, 1: NONOK}.get(res.rc, UNKNOWN)
+    if status == UNKNOWN and not output:
+        output = res.stderr.strip()   # why it could not run (NPD logs it; the report keeps it)
     cut = output.encode()[:monitor.max_output].decode(errors="ignore")
-    return Invocation(t0, status, cut, round(clock() - t0, 3))
+    end = clock()
+    return Invocation(end, status, cut, round(end - t0, 3))
 
 
 class DetectorWatch:
@@ -203,9 +212,16 @@ class DetectorWatch:
             self._stop.wait(max(0.0, monitor.interval_s - (self.clock() - started)))
 
     def stop(self) -> dict[str, list[Invocation]]:
+        """Stop the rounds and take one last answer from every rule, so a run's
+        end is judged on its end, not on a round up to an interval old."""
+        if self._stop.is_set():
+            return self.invocations
         self._stop.set()
         for t in self._threads:
             t.join(timeout=60)
+        for monitor in self.monitors:
+            for rule in monitor.rules:
+                self.invocations[self.key(monitor, rule)].append(invoke(self.node, monitor, rule, self.clock))
         return self.invocations
 
 

@@ -38,8 +38,8 @@ def explain(report: dict) -> str:
         when = f"injection{o['at']:+}s" if o["at"] is not None else f"start+{o['t']}s"
         lines.append(f"  [{o['kind']}] {o['name']}: {'seen' if o['seen'] else 'NOT seen'} at {when}: {o['summary']}")
     for d in report.get("detectors", []):
-        lines.append(f"  [detector] {d.get('source', '?')}/{d.get('reason', '?')}: "
-                     f"{'passes' if d.get('passes') else 'fails'}: {d.get('why')}")
+        state = "passes" if d.get("passes") else "not judged" if d.get("passes") is None else "fails"
+        lines.append(f"  [detector] {d.get('source', '?')}/{d.get('reason', '?')}: {state}: {d.get('why')}")
     if report.get("error"):
         lines.append(report.get("traceback", ""))
     lines.append(f"report: {report['report_file']}")

@@ -74,6 +74,9 @@ class Scenario:
     # How long the steady state may take to hold again after verify (the
     # runner re-checks it until then).
     settle_seconds: int = 60
+    # Variants that are no test of the incident's shipped detector (detectors/),
+    # with why: their runs report it, not judged.
+    detector_unjudged: dict[str, str] = {}
 
     def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
         """The steady-state hypothesis (Chaos Toolkit's): named probes, each

@@ -4,8 +4,11 @@ A detector passes a run when it fires during the symptom and clears after
 the recovery (a run that reproduced), or never fires at all (an immune run),
 and in both never fires before the injection. Unknown (a program that could
 not run or timed out, as on a node out of PIDs) is reported, never counted as
-firing or as clearing. Runs that are neither reproduced nor immune are not
-judged.
+firing or as clearing; an immune run needs at least one OK after the
+injection. Runs that are neither reproduced nor immune are judged on the
+steady state only (a firing before the injection, or a detector never
+invoked, fails); variants the scenario says are no test of its detector
+(`Scenario.detector_unjudged`) are not judged.
 """
 
 from lab.nodetools import npd
@@ -15,19 +18,21 @@ from lab.scenario.record import IMMUNE, REPRODUCES
 
 def start(node, incident: str) -> tuple[npd.DetectorWatch | None, str]:
     """Install and start the incident's monitors on the node; (watch, error)."""
-    monitors = npd.monitors_for(incident)
-    if not monitors:
-        return None, ""
     try:
+        monitors = npd.monitors_for(incident)
+        if not monitors:
+            return None, ""
         for monitor in monitors:
             npd.install(node, monitor)
-    except Exception as exc:  # noqa: BLE001 - a detector that cannot be installed is reported, not a failed run
+    except Exception as exc:  # noqa: BLE001 - a detector that cannot be loaded or installed is reported, not a crash
         return None, f"{type(exc).__name__}: {exc}"
     return npd.DetectorWatch(node, monitors).start(), ""
 
 
-def judge(invocations: list[npd.Invocation], timeline: Timeline, verdict: str) -> dict:
-    """One rule's record over a run: its transitions, delay and whether it passes."""
+def judge(invocations: list[npd.Invocation], timeline: Timeline, verdict: str, unjudged: str = "") -> dict:
+    """One rule's record over a run: its transitions, delay and whether it
+    passes; `unjudged` (why, when the scenario says its variant is not a test
+    of the detector) leaves it not judged."""
     injected = timeline.injected_at
 
     def since(inv):
@@ -54,7 +59,9 @@ def judge(invocations: list[npd.Invocation], timeline: Timeline, verdict: str) -
     if fired:
         out["before_symptoms_s"] = {o.name: round(o.at - out["fired_after_injection_s"], 1)
                                     for o in timeline.seen(SYMPTOM) if o.at is not None}
-    if not invocations:
+    if unjudged:
+        passes, why = None, f"not judged: {unjudged}"
+    elif not invocations:
         passes, why = False, "never invoked"
     elif early:
         passes, why = False, f"fired in the steady state, before the injection: {early[0].message}"
@@ -66,14 +73,17 @@ def judge(invocations: list[npd.Invocation], timeline: Timeline, verdict: str) -
                     f"{settled[-1].message}")
     elif verdict == IMMUNE:
         nonok = [i for i in invocations if i.status == npd.NONOK]
-        passes = not nonok
-        why = "never fired on the immune run" if passes else f"fired on an immune run: {nonok[0].message}"
+        answered = any(i.status == npd.OK for i in after)
+        passes = not nonok and answered
+        why = ("never fired on the immune run" if passes else f"fired on an immune run: {nonok[0].message}" if nonok
+               else "never answered OK after the injection (only Unknown): it could not run")
     else:
         passes, why = None, f"not judged: the run's verdict is {verdict}"
     return {**out, "passes": passes, "why": why}
 
 
-def report(watch: npd.DetectorWatch | None, error: str, timeline: Timeline, verdict: str) -> list[dict]:
+def report(watch: npd.DetectorWatch | None, error: str, timeline: Timeline, verdict: str,
+           unjudged: str = "") -> list[dict]:
     """The report's `detectors` entries (one per rule)."""
     if error:
         return [{"error": error, "passes": False, "why": f"could not be installed: {error}"}]
@@ -87,5 +97,5 @@ def report(watch: npd.DetectorWatch | None, error: str, timeline: Timeline, verd
                             "condition": rule.condition, "reason": rule.reason, "type": rule.type,
                             "program": f"{rule.path} {' '.join(rule.args)}".strip(),
                             "interval_s": monitor.interval_s, "timeout_s": monitor.effective_timeout(rule),
-                            **judge(invocations[watch.key(monitor, rule)], timeline, verdict)})
+                            **judge(invocations[watch.key(monitor, rule)], timeline, verdict, unjudged)})
     return entries

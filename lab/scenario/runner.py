@@ -121,7 +121,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
         verdict, reason = derive_verdict(timeline, scenario.key_symptoms)
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
                    "total_seconds": round(time.monotonic() - t0, 1)})
-    detectors = detection.report(watch, detector_error, timeline, verdict)
+    detectors = detection.report(watch, detector_error, timeline, verdict, scenario.detector_unjudged.get(variant, ""))
     if detectors:
         report["detectors"] = detectors
     if ctx is not None:
