@@ -144,7 +144,8 @@ class Lab:
 
     def restart_kubelet(self, node: Node, kubelet_flags: tuple[str, ...] = ()) -> None:
         """Rewrite the node's kubelet unit with the flags it was started with
-        plus these (a flag given again takes the later value) and restart it
+        plus these (a flag given again takes the later value; map flags such
+        as --eviction-hard take it key by key) and restart it
         (the node keeps its containers; the API object stays). A restart that
         dropped the boot flags lost memstall's short pressure-transition
         period: MemoryPressure then stayed True for kubelet's default 5 min."""
