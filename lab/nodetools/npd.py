@@ -49,7 +49,6 @@ class Monitor:
     interval_s: float
     timeout_s: float
     max_output: int
-    defaults: dict      # condition type -> its default (reason, message)
     rules: tuple[Rule, ...]
     programs: dict = field(default_factory=dict)   # rule path -> the program's bytes
 
@@ -133,7 +132,7 @@ def parse(name: str, file: str, config: dict, programs: dict[str, bytes]) -> Mon
                        _duration(r.get("timeout"), 0)) for r in config["rules"])
     return Monitor(name, file, config["source"], _duration(glob.get("invoke_interval"), DEFAULT_INTERVAL_S),
                    _duration(glob.get("timeout"), DEFAULT_TIMEOUT_S), glob.get("max_output_length", DEFAULT_MAX_OUTPUT),
-                   {c["type"]: (c["reason"], c["message"]) for c in config.get("conditions", [])}, rules,
+                   rules,
                    {r.path: programs[PurePosixPath(r.path).name] for r in rules})
 
 
