@@ -7,10 +7,11 @@ configuration under the cache dir, leaving the host's apt setup untouched.
 """
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
-from lab import shell
+from lab import paths, shell
 from lab.errors import LabError
 
 DEBOOTSTRAP = "/usr/sbin/debootstrap"
@@ -75,3 +76,26 @@ def debian_apt(root: Path, *, binaries: tuple[str, ...] = (), sources: tuple[str
     lines = [f"deb [signed-by={DEBIAN_KEYRING}] {default_mirror(s, 'debian')} {s} main" for s in binaries]
     lines += [f"deb-src [signed-by={DEBIAN_KEYRING}] {default_mirror(s, 'debian')} {s} main" for s in sources]
     return DebianApt(root, lines)
+
+
+def package_file(package: str, suite: str, say=print) -> Path:
+    """A Debian suite's binary package (.deb), downloaded into the cache once and
+    never installed on the host: the lab unpacks it for its own use or installs
+    it on a node."""
+    root = paths.cache_dir() / "debs" / suite / package
+    found = sorted(root.glob(f"{package}_*.deb"))
+    if found:
+        return found[-1]
+    say(f"fetching {package} from Debian {suite} (into {root}, not installed here)")
+    work = root.with_name(f"{package}.partial")
+    shutil.rmtree(work, ignore_errors=True)
+    apt = debian_apt(work / "apt", binaries=(suite,))
+    apt.update()
+    debs = [d for d in apt.download([package], work / "debs") if d.name.startswith(f"{package}_")]
+    if not debs:
+        raise LabError(f"apt downloaded no {package} package from Debian {suite}")
+    root.mkdir(parents=True, exist_ok=True)
+    kept = root / debs[0].name
+    shutil.move(str(debs[0]), kept)
+    shutil.rmtree(work, ignore_errors=True)
+    return kept
