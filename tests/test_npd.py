@@ -2,6 +2,7 @@
 reading of NPD's custom plugin protocol (programs run here, on the host)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def _config(tmp_path, program: str, *, max_output=80, timeout="2s", interval="5s
 # -- the shipped detectors ---------------------------------------------------------
 def test_a_detector_ships_for_each_node_local_incident_and_only_for_known_scenarios():
     incidents = {name for name, *_ in SHIPPED}
-    assert {"cookie", "zombies", "mountunits", "memstall"} <= incidents
+    assert {"cookie", "zombies", "mountunits", "memstall", "pulls"} <= incidents
     assert incidents <= set(catalog.shipped())
 
 
@@ -243,3 +244,37 @@ def test_memory_pressure_check_reads_psi_against_its_threshold():
     assert quiet.returncode == 0 and "full avg10=" in quiet.stdout
     edge = subprocess.run(["sh", script, "0"], capture_output=True, text=True)
     assert edge.returncode == 1 and "every task waited on memory" in edge.stdout
+
+
+def _docker_fake(tmp_path, sandboxes: dict, containers: dict, now: float) -> str:
+    """A docker(1) that answers as dockershim's labels would: `sandboxes` and
+    `containers` map an ID to (pod uid, seconds since it started)."""
+    def stamp(age):
+        return time.strftime("%Y-%m-%dT%H:%M:%S.123456789Z", time.gmtime(now - age))
+    (tmp_path / "sandboxes").write_text("".join(f"{i} {uid}\n" for i, (uid, _) in sandboxes.items()))
+    (tmp_path / "containers").write_text("".join(f"{i} {uid}\n" for i, (uid, _) in containers.items()))
+    (tmp_path / "started").write_text("".join(f"{i} {stamp(age)}\n" for i, (_, age) in
+                                              {**sandboxes, **containers}.items()))
+    return (f'case "$*" in\n'
+            f'  *podsandbox*) cat {tmp_path}/sandboxes ;;\n'
+            f'  "ps -a "*) cut -d" " -f2 {tmp_path}/containers ;;\n'
+            f'  ps*) cat {tmp_path}/containers ;;\n'
+            f'  inspect*) shift 3; for id in "$@"; do grep "^$id " {tmp_path}/started | cut -d" " -f2; done ;;\n'
+            f'esac\n')
+
+
+def test_image_pull_queue_check_counts_pods_waiting_for_their_first_container(tmp_path):
+    now = time.time()
+    docker = _docker_fake(tmp_path, {"sA": ("uA", 40), "sB": ("uB", 25), "sC": ("uC", 3), "sD": ("uD", 60)},
+                          {"cD": ("uD", 55)}, now)
+    env = _fake_tools(tmp_path, docker=docker)
+    script = _program("pulls", "check_image_pull_queue.sh")
+    res = subprocess.run(["sh", script, "2", "10"], capture_output=True, text=True, env=env)
+    assert res.returncode == 1 and re.match(r"2 pods have waited 10 s or more for their first container \(longest "
+                                            r"4[01] s\)", res.stdout)
+    # One slow pull alone (the immune run: B pulled beside it) is no queue.
+    res = subprocess.run(["sh", script, "2", "30"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0 and "3 pods without a container yet, 1 of them" in res.stdout
+    res = subprocess.run(["sh", script], capture_output=True, text=True,
+                         env=_fake_tools(tmp_path, docker="echo 'Cannot connect to the Docker daemon' >&2; exit 1"))
+    assert res.returncode == 2 and "Cannot connect" in res.stdout
