@@ -152,8 +152,11 @@ def cmd_run(args) -> int:
     if not chosen:
         raise LabError(f"scenario {scenario.name} makes no primary run on the {args.backend} backend; "
                        "name one with --target")
-    for t, _ in chosen:
+    for t, v in chosen:
         targets.runnable(t)
+        why = scenario.cannot_run_on(t, {**scenario.variant_params(v), **params})
+        if why:
+            raise LabError(f"scenario {scenario.name}{f' ({v})' if v else ''} cannot run on {t}: {why}")
     lab = _lab(args)
     try:   # runner.run refuses a scenario the backend cannot run before anything boots
         results = [runner.run(lab, scenario, t, params, v) for t, v in chosen for _ in range(args.repeat)]

@@ -96,8 +96,9 @@ def pytest_generate_tests(metafunc):
     backend_name = metafunc.config.getoption("--backend")
     runs = scenario.runs(chosen or None, [v for v in variants if v in scenario.forms()] or None, backend_name)
     given = _given_params(metafunc.config)
+    own = {k: v for k, v in given.items() if k in params.declared(scenario)}
     try:   # a bad value for one of this scenario's parameters: a usage error before anything boots
-        params.check(scenario, {k: v for k, v in given.items() if k in params.declared(scenario)})
+        params.check(scenario, own)
     except LabError as exc:
         metafunc.config.stash.setdefault(_PROBLEMS, []).append(str(exc))
     metafunc.config.stash.setdefault(_DECLARED, set()).update(params.declared(scenario))
@@ -114,7 +115,8 @@ def pytest_generate_tests(metafunc):
 
     def param(t: str, v: str, i: int):
         why = cannot or (f"target {t}: {backend.unavailable(targets.TARGETS[t])}"
-                         if backend.unavailable(targets.TARGETS[t]) else None)
+                         if backend.unavailable(targets.TARGETS[t]) else None) or \
+            scenario.cannot_run_on(t, {**scenario.variant_params(v), **own})
         ident = (f"{t}-{v}" if v else t) + (f"-r{i + 1}" if repeat > 1 else "")
         return pytest.param(t, v, id=ident, marks=[pytest.mark.skip(reason=why)] if why else [])
 

@@ -29,7 +29,12 @@ documentation's: a threshold with headroom plus system-reserved) makes
 kubelet evict the hog before the edge, and the node stays responsive
 (immune). Recovery on the default form restarts kubelet with the remedy and
 runs the same hog again. The report compares the kernels by its figures:
-the same run on 4.4 (xenial-ga) and 6.1 (bookworm, with PSI).
+the same run on 4.4 (xenial-ga) and 6.1 (bookworm, with PSI). The second
+remedy, variant `earlyoom` (Debian targets only: Ubuntu 16.04's archive has
+no earlyoom): the suite's own earlyoom package, installed on the node with
+dpkg and run as Debian ships it (lab.fixtures.oomdaemon), kills the hog at
+10% MemAvailable, before kubelet's default threshold and long before the
+kernel's OOM killer would act (immune).
 """
 
 import statistics
@@ -38,11 +43,11 @@ import time
 from kubernetes.utils import parse_quantity
 
 from lab.errors import LabError
-from lab.fixtures import pressure
+from lab.fixtures import episode, oomdaemon, pressure
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
-from lab.scenario.params import Setting
+from lab.scenario.params import Option, Setting
 from lab.scenario.record import IMMUNE, REPRODUCES, BugRecord, Fix
 
 RECORD = BugRecord(
@@ -69,7 +74,8 @@ RECORD = BugRecord(
 REMEDY = ("--eviction-hard=memory.available<600Mi", "--system-reserved=memory=300Mi",
           "--kernel-memcg-notification=true")
 EVICTION_INTERVAL_S = 10      # kubelet's eviction manager checks the thresholds this often
-LEASE_RENEW_S = 10            # kubelet 1.20 renews its node Lease this often: a longer gap is lateness
+EARLYOOM_MEM_PERCENT = 10     # earlyoom's SIGTERM limit as Debian runs it (its -m default; no swap: memory alone)
+EARLYOOM_POLL_S = 1           # earlyoom polls at most this far apart (closer as memory runs low)
 DEFAULTS = {
     "leave_mib": Setting(48, "MemAvailable (MiB) the hog grows down to: less than the node's own programs' text "
                              "and the hog's file need, so the kernel thrashes at the edge rather than OOMs at once",
@@ -84,6 +90,9 @@ DEFAULTS = {
                             at_least=1),
     "baseline_s": Setting(15, "seconds the witnesses watch the node before the pressure", at_least=5),
 }
+OPTIONS = {"oom_daemon": Option("a userspace OOM daemon installed on the node from its own archive before the "
+                                  "pressure (none: the kernel's OOM killer and kubelet only)",
+                                  choices=("none", "earlyoom"))}
 INNOCENT = "memstall-innocent"
 
 
@@ -91,7 +100,8 @@ class MemoryStall(Scenario):
     name = "memstall"
     record = RECORD
     defaults = DEFAULTS
-    variants = {"default": {}, "eviction": {"kubelet_flags": " ".join(REMEDY)}}
+    options = OPTIONS
+    variants = {"default": {}, "eviction": {"kubelet_flags": " ".join(REMEDY)}, "earlyoom": {"oom_daemon": "earlyoom"}}
     primary_runs = (("xenial-ga", "default"), ("xenial-ga", "eviction"))
     requires = ("own_kernel",)
     keyed_on_packages = False
@@ -103,11 +113,24 @@ class MemoryStall(Scenario):
     def kernel_args(self, params: dict) -> tuple[str, ...]:
         return ("psi=1",)   # Debian builds PSI in but off by default; 4.4 has none and passes the word to init
 
+    def cannot_run_on(self, target: str, params: dict) -> str:
+        return oomdaemon.unavailable(target) if params.get("oom_daemon") == "earlyoom" else ""
+
     def expected(self, ctx: Context) -> tuple[str, str]:
         config = ctx.scratch["config"] = _eviction_config(ctx)
         growth = _size(ctx).growth_per_s() * EVICTION_INTERVAL_S
         shown = (f"kubelet's evictionHard memory.available {config['threshold']} and systemReserved memory "
                  f"{config['reserved'] or 'none'} (its /configz)")
+        if ctx.params.get("oom_daemon") == "earlyoom":
+            total = int(ctx.node.run("awk '/^MemTotal:/ {print $2}' /proc/meminfo").stdout) // 1024
+            acts, step = total * EARLYOOM_MEM_PERCENT // 100, _size(ctx).growth_per_s() * EARLYOOM_POLL_S
+            if acts >= ctx.setting("leave_mib") + step:
+                return IMMUNE, (f"earlyoom (Debian's, installed before the pressure) sends SIGTERM at MemAvailable <= "
+                                f"{EARLYOOM_MEM_PERCENT}% of {total} MiB ({acts} MiB), above the hog's edge "
+                                f"({ctx.setting('leave_mib')} MiB) by more than its growth in one "
+                                f"{EARLYOOM_POLL_S} s poll ({step:.0f} MiB); {shown}")
+            return REPRODUCES, (f"earlyoom's {EARLYOOM_MEM_PERCENT}% of {total} MiB ({acts} MiB) is within one poll's "
+                                f"growth ({step:.0f} MiB) of the hog's edge ({ctx.setting('leave_mib')} MiB)")
         if config["threshold_mib"] < growth + 100:
             return REPRODUCES, (f"{shown}: the threshold is below the hog's growth in one {EVICTION_INTERVAL_S} s "
                                 f"eviction interval ({growth:.0f} MiB) plus 100 MiB, so the edge comes first")
@@ -117,6 +140,11 @@ class MemoryStall(Scenario):
     def prepare(self, ctx: Context) -> None:
         node = ctx.node
         pressure.install(node)
+        if ctx.params.get("oom_daemon") == "earlyoom":
+            daemon = ctx.scratch["oom_daemon"] = oomdaemon.install(node)
+            ctx.observe("oom-daemon-running", EVIDENCE, True,
+                        f"{daemon['package']} installed with dpkg, unit active, EARLYOOM_ARGS {daemon['args']}: "
+                        f"{oomdaemon.limits(daemon['banner'])}", raw="\n".join(daemon["banner"]))
         ctx.kube.create_pod(pressure.innocent_pod(INNOCENT, node.name, ctx.lab.sandbox_image))
         if not ctx.until(lambda: _pod_phase(ctx, INNOCENT)[0] == "Running", 120, every=2):
             raise LabError(f"the innocent pod did not start: {_pod_phase(ctx, INNOCENT)}")
@@ -128,7 +156,7 @@ class MemoryStall(Scenario):
         ctx.observe("node-memory-and-witnesses", EVIDENCE, True,
                     f"kernel {ctx.environment.get('kernel')}, MemTotal {m['MemTotal']} MiB, MemAvailable "
                     f"{m['MemAvailable']} MiB, swap {m['SwapTotal']} MiB, {psi}; quiet for {ctx.setting('baseline_s')} "
-                    f"s: {_witnesses(base)}")
+                    f"s: {episode.witnesses(base)}")
 
     def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
         cond = ctx.kube.condition(ctx.node.name, "MemoryPressure")
@@ -149,13 +177,19 @@ class MemoryStall(Scenario):
     def detect(self, ctx: Context) -> None:
         ep = ctx.scratch["pressure"]
         _timings(ctx, ep, "")
-        ctx.observe("how-the-hog-ended", EVIDENCE, True, _ending(ep), raw=ep["dmesg_oom"])
-        worst, who = _worst(ep)
+        ctx.observe("how-the-hog-ended", EVIDENCE, True, episode.ending(ep), raw=ep["dmesg_oom"])
+        worst, who = episode.worst(ep)
         stalled, responsive = worst >= ctx.setting("stall_s"), worst <= ctx.setting("responsive_s")
-        summary = f"{_witnesses(ep)}; {_ending(ep)}"
+        summary = f"{episode.witnesses(ep)}; {episode.ending(ep)}"
         if stalled:
             ctx.observe("node-stalls-under-memory-pressure", SYMPTOM, True,
                         f"the node stalled: {who} waited {worst} s (at least {ctx.setting('stall_s')} s): {summary}")
+        elif responsive and episode.daemon_killed_hog(ep):
+            first = ep["daemon_kills"][0]
+            ctx.observe("hog-killed-by-oom-daemon", FIX, True,
+                        f"earlyoom sent {first[1]} to {first[3]} (pid {first[2]}) {first[0]} s after the pressure "
+                        f"began, and nothing waited longer than {worst} s ({who}; at most "
+                        f"{ctx.setting('responsive_s')} s): {summary}")
         elif responsive and ep["hog_end"].startswith("evicted"):
             ctx.observe("hog-evicted-node-responsive", FIX, True,
                         f"kubelet evicted the hog before the edge and nothing waited longer than {worst} s ({who}; at most "
@@ -180,12 +214,12 @@ class MemoryStall(Scenario):
         ep = ctx.scratch["remedy"] = _episode(ctx, "remedy")
         _series(ctx, ep, " (remedy)")
         _timings(ctx, ep, "remedy_")
-        worst, who = _worst(ep)
+        (worst, who), (before, before_who) = episode.worst(ep), episode.worst(first)
         ctx.observe("remedy-evicts-before-the-stall", RECOVERY,
                     ep["hog_end"].startswith("evicted") and worst <= ctx.setting("responsive_s"),
-                    f"the same hog with {' '.join(REMEDY)}: {_ending(ep)}; worst wait {worst} s ({who}; at most "
-                    f"{ctx.setting('responsive_s')} s needed) against {_worst(first)[0]} s ({_worst(first)[1]}) "
-                    f"without it; {_witnesses(ep)}", raw=ep["hog_log"])
+                    f"the same hog with {' '.join(REMEDY)}: {episode.ending(ep)}; worst wait {worst} s ({who}; at "
+                    f"most {ctx.setting('responsive_s')} s needed) against {before} s ({before_who}) without it; "
+                    f"{episode.witnesses(ep)}", raw=ep["hog_log"])
 
     def verify(self, ctx: Context) -> None:
         ctx.kube.delete_pods(pressure.SELECTOR)
@@ -228,12 +262,14 @@ def _episode(ctx: Context, label: str) -> dict:
     phase, how = _pod_phase(ctx, name)
     log = node.run(["cat", f"{pressure.WORK_DIR}/{name}.log"], check=False).stdout
     kills = pressure.oom_kills(node, uptime0)
+    daemon = [(round(k.epoch - start_epoch, 1), k.signal, k.pid, k.comm) for k in oomdaemon.kills(node, start_epoch)] \
+        if ctx.scratch.get("oom_daemon") else []
     ssh = [s for _, s in watch.ssh]
     psi = probe.psi_peak()
     return {
         "label": label, "at": at, "available_mib": available, "seconds": back_at, "hog_ended_s": ended_at if ended else None,
         "back_after_end_s": round(back_at - ended_at, 1), "hog_end": how if ended else f"still {phase} ({how})",
-        "hog_peak_mib": _peak(log), "edge": "edge " in log, "hog_log": log[-4000:],
+        "hog_peak_mib": episode.peak(log), "edge": "edge " in log, "hog_log": log[-4000:],
         "probe_worst_gap_s": probe.worst_gap_s, "probe_gaps_over_stall": probe.gaps_over(ctx.setting("stall_s")),
         "kswapd_cpu_s": probe.kswapd_cpu_s, "major_faults": probe.major_faults,
         "min_available_mib": probe.min_available_mib(), "psi_some_peak": psi[0] if psi else None,
@@ -241,7 +277,7 @@ def _episode(ctx: Context, label: str) -> dict:
         "ssh_worst_s": watch.worst_ssh_s, "ssh_median_s": round(statistics.median(ssh), 2) if ssh else None,
         "ssh_points": watch.ssh, "heartbeat_worst_gap_s": watch.worst_heartbeat_gap_s,
         "heartbeats": len(watch.renewals), "conditions": watch.conditions,
-        "oom_kills": kills, "dmesg_oom": "\n".join(f"+{t} s: killed {pid} ({comm})" for t, pid, comm in kills),
+        "oom_kills": kills, "daemon_kills": daemon, "dmesg_oom": "\n".join(f"+{t} s: killed {pid} ({comm})" for t, pid, comm in kills),
         "innocent": _innocent(ctx, start_epoch),
     }
 
@@ -259,15 +295,6 @@ def _watch_quiet(ctx: Context, seconds: int) -> dict:
             "heartbeat_worst_gap_s": watch.worst_heartbeat_gap_s, "major_faults": probe.major_faults,
             "kswapd_cpu_s": probe.kswapd_cpu_s, "psi_some_peak": (probe.psi_peak() or (None,))[0],
             "heartbeats": len(watch.renewals), "conditions": watch.conditions}
-
-
-def _worst(ep: dict) -> tuple[float, str]:
-    """The longest wait any witness lived through, and whose: the probe's wake-up, an
-    SSH command, or the heartbeat's lateness (a Lease gap beyond its 10 s period)."""
-    waits = {"the probe's wake-up": ep["probe_worst_gap_s"], "an SSH command": ep["ssh_worst_s"],
-             "kubelet's heartbeat (Lease gap beyond 10 s)": round(max(0.0, ep["heartbeat_worst_gap_s"] - LEASE_RENEW_S), 1)}
-    who = max(waits, key=waits.get)
-    return waits[who], who
 
 
 def _ssh_seconds(node) -> float:
@@ -288,13 +315,6 @@ def _pod_phase(ctx: Context, name: str) -> tuple[str, str]:
         if term:
             return pod.status.phase or "", f"{term.reason} (exit {term.exit_code})"
     return pod.status.phase or "", "running"
-
-
-def _peak(log: str) -> int:
-    sizes = [int(line.split()[1]) for line in log.splitlines()
-             if line.split()[:1] in (["grow"], ["edge"], ["done"])]
-    holds = [int(line.split()[3]) for line in log.splitlines() if line.startswith("hold ")]
-    return max(sizes + holds, default=0)
 
 
 def _innocent(ctx: Context, since_epoch: int) -> dict:
@@ -331,32 +351,14 @@ def _mib(quantity: str, ctx: Context) -> float:
 
 
 # -- what the report says ----------------------------------------------------------------
-def _ending(ep: dict) -> str:
-    kills = "; ".join(f"the kernel's OOM killer killed {comm} (pid {pid}) {t} s after the pressure began"
-                      for t, pid, comm in ep["oom_kills"]) or "the OOM killer killed nothing"
-    ended = f"{ep['hog_ended_s']} s after its pod was created" if ep["hog_ended_s"] is not None else "never"
-    inn = ep["innocent"]
-    return (f"the hog ended {ep['hog_end']} {ended}, at {ep['hog_peak_mib']} MiB; {kills}; the node answered SSH "
-            f"within 2 s again {ep['back_after_end_s']} s after that; the innocent pod {inn['phase']} "
-            f"({inn['state']}, {inn['restarts']} restarts), its worst tick gap {inn['worst_gap_s']} s")
-
-
-def _witnesses(f: dict) -> str:
-    psi = f" PSI memory some/full avg10 peak {f['psi_some_peak']}/{f.get('psi_full_peak')}%" \
-        if f.get("psi_some_peak") is not None else " (no PSI on this kernel)"
-    changes = "; ".join(f"+{t} s {c}" for t, c in f["conditions"]) or "none"
-    return (f"probe's worst wake-up {f['probe_worst_gap_s']} s (asked 0.1 s), SSH `true` worst "
-            f"{f['ssh_worst_s']} s, heartbeat (Lease renewals seen by the API server: {f['heartbeats']}) worst gap "
-            f"{f['heartbeat_worst_gap_s']} s, kswapd CPU {f['kswapd_cpu_s']} s, {f['major_faults']} major faults,"
-            f"{psi}; node conditions changed: {changes}")
-
-
 def _timings(ctx: Context, ep: dict, prefix: str) -> None:
     kill = ep["oom_kills"][0][0] if ep["oom_kills"] else None
     ctx.timings.update({f"{prefix}{k}": ep[k] for k in (
         "hog_peak_mib", "hog_ended_s", "probe_worst_gap_s", "ssh_worst_s", "ssh_median_s", "heartbeat_worst_gap_s",
         "kswapd_cpu_s", "major_faults", "min_available_mib", "psi_some_peak", "psi_full_peak", "back_after_end_s")})
     ctx.timings[f"{prefix}pressure_to_oom_kill_s"] = kill
+    if ep["daemon_kills"]:
+        ctx.timings[f"{prefix}pressure_to_oom_daemon_kill_s"] = ep["daemon_kills"][0][0]
     ctx.timings[f"{prefix}innocent_worst_gap_s"] = ep["innocent"]["worst_gap_s"]
 
 

@@ -42,6 +42,9 @@ def test_unknown_command_is_a_usage_error(capsys):
     (["run", "zombies", "--param", "supercronic=/nonexistent"], "--param supercronic=/nonexistent: no such file"),
     (["run", "mountunits", "--param", "cycles=many"], "--param cycles=many: cycles is a whole number (decimal or 0x-hex) in mountunits"),
     (["run", "apiqps", "--variant", "fast"], "scenario apiqps has no variant 'fast'; known: default, raised"),
+    (["run", "memstall", "--variant", "earlyoom", "--target", "xenial-ga"],
+     "scenario memstall (earlyoom) cannot run on xenial-ga: earlyoom is not in ubuntu xenial's archive"),
+    (["run", "memstall", "--param", "oom_daemon=systemd-oomd"], "--param oom_daemon=systemd-oomd: one of none, earlyoom"),
 ])
 def test_a_bad_parameter_is_one_line_and_no_node_starts(argv, message, capsys, monkeypatch):
     def no_lab(*args, **kwargs):

@@ -81,3 +81,15 @@ def test_scenarios_are_found_from_any_directory(tmp_path):
     code = "from lab.scenario import catalog; print(sorted(catalog.scenarios()))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "['apiqps', 'cookie', 'memcg', 'memstall', 'mountunits', 'pulls', 'zombies']", out.stderr
+
+
+def test_a_form_a_target_cannot_have_is_skipped_with_the_reason():
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
+                          "scenarios/test_memstall.py", "--backend", "qemu", "--target", "xenial-ga",
+                          "--variant", "earlyoom"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "1 skipped" in out.stdout, out.stdout + out.stderr
+    assert "SKIPPED [1] lab/pytest_plugin.py: earlyoom is not in ubuntu xenial's archive" in out.stdout
+    from lab.scenario import catalog
+    memstall = catalog.shipped()["memstall"]
+    assert memstall.cannot_run_on("bookworm", memstall.variant_params("earlyoom")) == ""
+    assert memstall.cannot_run_on("xenial-ga", memstall.variant_params("eviction")) == ""

@@ -40,6 +40,11 @@ class Scenario:
         """Words for the node kernel's command line (a scenario that requires own_kernel may want some)."""
         return ()
 
+    def cannot_run_on(self, target: str, params: dict) -> str:
+        """Why this form of the scenario (its variant's and the user's parameters)
+        cannot run on the target at all, said before anything boots; "" when it can."""
+        return ""
+
     def expected(self, ctx: Context) -> tuple[str, str]:
         """(expected verdict, why), from what was read on the node (and the variant)."""
         return self.record.expected(ctx.environment["packages"])

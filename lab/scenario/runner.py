@@ -47,6 +47,9 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
     recipe = target if isinstance(target, Target) else None
     target = recipe.name if recipe else target
     params = {**scenario.variant_params(variant), **check_params(scenario, params or {})}
+    why = scenario.cannot_run_on(target, params)
+    if why:
+        raise LabError(f"scenario {scenario.name}{f' ({variant})' if variant else ''} cannot run on {target}: {why}")
     timeline = Timeline()
     report: dict = {"run": reports.run_id(scenario.name, target, variant), "scenario": scenario.name,
                     "bug": reports.record_dict(scenario.record), "target": target,
