@@ -21,7 +21,8 @@ article's 30/40 -> reproduces). Injection: the burst. Detection: the lag's
 median, p95 and max, the peak number of pods Pending in the API while their
 containers ran, kubelet's own request rate (its rest_client_requests_total),
 pods/status PATCHes counted by the API server, and the client-side throttling
-lines kubelet writes (client-go 1.20 logs them at -v=3 only, so the lab raises
+lines kubelet writes (client-go 1.20 logs a wait under 1 s at -v=3 only,
+and each of kubelet's is, so the lab raises
 the running kubelet's verbosity through its /debug/flags/v for the burst).
 Recovery: the same burst after restarting kubelet with the article's flags;
 the lag collapses. Both distributions go side by side into the report.

@@ -1,6 +1,8 @@
 """The shipped node-problem-detector configs and programs, and the lab's
 reading of NPD's custom plugin protocol (programs run here, on the host)."""
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -66,7 +68,7 @@ def _config(tmp_path, program: str, *, max_output=80, timeout="2s", interval="5s
 # -- the shipped detectors ---------------------------------------------------------
 def test_a_detector_ships_for_each_node_local_incident_and_only_for_known_scenarios():
     incidents = {name for name, *_ in SHIPPED}
-    assert {"cookie", "zombies", "mountunits", "memstall", "pulls"} <= incidents
+    assert {"cookie", "zombies", "mountunits", "memstall", "pulls", "apiqps"} <= incidents
     assert incidents <= set(catalog.shipped())
 
 
@@ -278,3 +280,66 @@ def test_image_pull_queue_check_counts_pods_waiting_for_their_first_container(tm
     res = subprocess.run(["sh", script], capture_output=True, text=True,
                          env=_fake_tools(tmp_path, docker="echo 'Cannot connect to the Docker daemon' >&2; exit 1"))
     assert res.returncode == 2 and "Cannot connect" in res.stdout
+
+
+def _pending_fixture(tmp_path, pending: list[str], running: dict, now: float) -> dict:
+    """curl(1) answering the API server's list of this node's Pending pods (the
+    uids given, plus an owner's uid that matches no container), docker(1) with
+    running containers: id -> (pod uid, seconds since it started). Each call's
+    arguments are kept in tmp_path/calls."""
+    items = ",".join(f'{{"metadata":{{"name":"p{i}","uid":"{uid}","ownerReferences":[{{"uid":"owner-{i}"}}]}},'
+                     f'"status":{{"phase":"Pending"}}}}' for i, uid in enumerate(pending))
+    # The API server pretty-prints JSON for curl's user agent.
+    (tmp_path / "pods.json").write_text(json.dumps(json.loads(f'{{"kind":"PodList","apiVersion":"v1","items":[{items}]}}'),
+                                                   indent=2))
+    (tmp_path / "started").write_text("".join(
+        f"{uid} {time.strftime('%Y-%m-%dT%H:%M:%S.123456789Z', time.gmtime(now - age))}\n"
+        for uid, age in running.values()))
+    ids = " ".join(running) or "''"
+    return _fake_tools(tmp_path,
+                       curl=f'echo "curl $*" >> {tmp_path}/calls; cat {tmp_path}/pods.json\n',
+                       docker=f'echo "docker $*" >> {tmp_path}/calls\n'
+                              f'case "$1" in ps) printf "%s\\n" {ids} ;; '
+                              f'inspect) cat {tmp_path}/started ;; esac\n')
+
+
+def test_pods_pending_while_running_check_compares_the_api_with_the_runtime(tmp_path):
+    now = time.time()
+    kubeconfig = tmp_path / "kubelet.kubeconfig"   # the lab's: JSON, a token, the CA inline
+    kubeconfig.write_text(json.dumps({
+        "clusters": [{"name": "lab", "cluster": {"server": "https://10.9.0.1:6443",
+                                                 "certificate-authority-data": base64.b64encode(b"CA").decode()}}],
+        "users": [{"name": "kubelet", "user": {"token": "s3cret"}}]}, indent=2))
+    script = _program("apiqps", "check_pods_pending_while_running.sh")
+    running = {f"c{i}": (f"u{i}", 20 + i) for i in range(6)} | {"cX": ("u9", 3), "cY": ("running-in-api", 60)}
+    env = _pending_fixture(tmp_path, [f"u{i}" for i in range(6)] + ["u9", "not-started"], running, now)
+    res = subprocess.run(["sh", script, str(kubeconfig), "5", "15", "node-1"], capture_output=True, text=True, env=env)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert re.match(r"6 pods Pending in the API server while their containers have run 15 s or more \(longest 2[56] s\)",
+                    res.stdout)
+    calls = (tmp_path / "calls").read_text()
+    assert "-H Authorization: Bearer s3cret" in calls and "--cacert" in calls
+    assert "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1%2Cstatus.phase%3DPending" in calls
+    # Below the count (the immune run's few slow starters) it says what it saw and is OK.
+    res = subprocess.run(["sh", script, str(kubeconfig), "7", "15", "node-1"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0 and "7 pods Pending in the API server with running containers, 6 of them" in res.stdout
+
+
+def test_pods_pending_while_running_check_reads_a_kubeadm_kubeconfig_and_says_unknown_when_it_cannot_ask(tmp_path):
+    kubeconfig = tmp_path / "kubelet.conf"   # kubeadm's: YAML, client certificate and key in one file
+    kubeconfig.write_text("apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority: /etc/kubernetes/pki/ca.crt\n"
+                          "    server: https://cp.example:6443\n  name: k\nusers:\n- name: n\n  user:\n"
+                          "    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n"
+                          "    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem\n")
+    script = _program("apiqps", "check_pods_pending_while_running.sh")
+    env = _pending_fixture(tmp_path, [], {}, time.time())
+    res = subprocess.run(["sh", script, str(kubeconfig), "5", "15", "n"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0 and "0 pods Pending" in res.stdout, res.stdout + res.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert ("--cacert /etc/kubernetes/pki/ca.crt --cert /var/lib/kubelet/pki/kubelet-client-current.pem --key "
+            "/var/lib/kubelet/pki/kubelet-client-current.pem https://cp.example:6443/api/v1/pods?") in calls
+    (tmp_path / "pods.json").write_text('{"kind":"Status","message":"pods is forbidden"}')
+    res = subprocess.run(["sh", script, str(kubeconfig)], capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and "did not list pods" in res.stdout and "forbidden" in res.stdout
+    res = subprocess.run(["sh", script, str(tmp_path / "missing")], capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and "cannot read kubeconfig" in res.stdout
