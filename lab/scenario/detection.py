@@ -60,7 +60,7 @@ def judge(invocations: list[npd.Invocation], timeline: Timeline, verdict: str, u
         out["before_symptoms_s"] = {o.name: round(o.at - out["fired_after_injection_s"], 1)
                                     for o in timeline.seen(SYMPTOM) if o.at is not None}
     if unjudged:
-        passes, why = None, f"not judged: {unjudged}"
+        passes, why = None, unjudged
     elif not invocations:
         passes, why = False, "never invoked"
     elif early:
@@ -78,7 +78,7 @@ def judge(invocations: list[npd.Invocation], timeline: Timeline, verdict: str, u
         why = ("never fired on the immune run" if passes else f"fired on an immune run: {nonok[0].message}" if nonok
                else "never answered OK after the injection (only Unknown): it could not run")
     else:
-        passes, why = None, f"not judged: the run's verdict is {verdict}"
+        passes, why = None, f"the run's verdict is {verdict}"
     return {**out, "passes": passes, "why": why}
 
 
