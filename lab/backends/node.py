@@ -55,6 +55,10 @@ class Node(ABC):
         """A host command line running argv in the node with stdin/stdout attached
         (for long-lived tools driven over pipes, such as gdb under pygdbmi)."""
 
+    def login_argv(self) -> list[str]:
+        """A host command line that opens a person's shell on the node (a terminal)."""
+        return self.interactive_argv(["bash"])
+
     @abstractmethod
     def put_file(self, path: str, content: bytes | str, mode: int = 0o644) -> None: ...
 

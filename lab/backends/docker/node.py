@@ -58,6 +58,9 @@ class DockerNode(Node):
     def interactive_argv(self, argv):
         return ["docker", "exec", "-i", self.name, *argv]
 
+    def login_argv(self):
+        return ["docker", "exec", "-it", self.name, "bash"]
+
     def put_file(self, path, content, mode=0o644):
         data = content.encode() if isinstance(content, str) else content
         buf = io.BytesIO()

@@ -119,6 +119,9 @@ class SSHNode(Node):
     def interactive_argv(self, argv):
         return ["ssh", *self.ssh_options(), f"root@{self.address}", "--", shlex.join(argv)]
 
+    def login_argv(self):
+        return ["ssh", "-t", *self.ssh_options(), f"root@{self.address}"]
+
     def ssh_options(self) -> list[str]:
         """OpenSSH client options that reach this node with the lab's key and its checked host key."""
         return ["-i", str(self.key), "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "StrictHostKeyChecking=yes",
