@@ -18,6 +18,7 @@ HOST_COMMANDS = {
     "apt-get": "apt",
     "gcc": "gcc",             # builds the static C tools and stand-ins (lab/recipes/cbuild.py)
     "nsenter": "util-linux",  # reaches a node that has no PIDs left
+    "kubectl": "kubernetes-client",   # Debian's kubectl 1.20, the lab's version: workshops' guides use it
 }
 
 
