@@ -1,6 +1,7 @@
 """nodelab: the command line."""
 
 import argparse
+import shlex
 import sys
 
 import docker.errors
@@ -59,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
     p_gate.add_argument("--scenario", action="append", help="scenario(s) to gate on (default: all)")
     p_gate.add_argument("--scenarios-dir", default=None,
                         help="a directory of your own scenario modules, besides the ones shipped with nodelab")
+    p_break = sub.add_parser("break", help="workshop: break a node the scenario's way and leave it broken")
+    p_break.add_argument("scenario")
+    p_break.add_argument("--target", help="default: the scenario's first primary run")
+    p_break.add_argument("--variant", help="default: the variant of that run")
+    p_break.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="scenario parameter")
+    sub.add_parser("check", help="workshop: is the broken node repaired? (observes only; repairs nothing)")
+    sub.add_parser("hint", help="workshop: the guide's next hint")
+    sub.add_parser("reset", help="workshop: tear the exercise down")
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -131,12 +140,22 @@ def cmd_up(args) -> int:
 
 
 def cmd_status(args) -> int:
-    print(dump(_lab(args).status()))
+    from lab.scenario import workshop
+    status = _lab(args).status()
+    ex = workshop.current()
+    if ex:
+        status["exercise"] = {k: ex[k] for k in ("scenario", "target", "variant", "node", "backend", "namespace",
+                                                 "guide", "hints_shown")}
+    print(dump(status))
     return 0
 
 
 def cmd_down(args) -> int:
+    from lab.scenario import workshop
     removed = _lab(args).down()
+    if workshop.current():
+        workshop.exercise_file().unlink()
+        removed.append("the exercise under way (its node went with the rest)")
     print("\n".join(removed) if removed else "nothing to remove")
     return 0
 
@@ -224,10 +243,71 @@ def cmd_gate(args) -> int:
     return gate(_lab(args), args.base, overrides, args.scenario, args.scenarios_dir)
 
 
+def cmd_break(args) -> int:
+    from lab.scenario import catalog, workshop
+    from lab.scenario.params import check
+    scenario = catalog.get(args.scenario)
+    params = check(scenario, pairs(args.param, "--param", "KEY=VALUE"))   # before anything boots
+    first_target, first_variant = (scenario.runs(backend=args.backend) or scenario.runs())[0]
+    target = args.target or first_target
+    variant = args.variant if args.variant is not None else (first_variant if not args.target else "")
+    scenario.variant_params(variant)
+    targets.runnable(target)
+    workshop.can_break(scenario)
+    report = workshop.break_node(_lab(args), scenario, target, params, variant)
+    if not report.get("kept"):
+        console().print(f"[yellow]the node did not break ({report['verdict']}: {report['verdict_reason']}); it was "
+                        f"removed. Report: {report['report_file']}[/yellow]")
+        return 1
+    from lab.scenario import guide as guides
+    lab = _lab(args)
+    node = lab.node(report["kept"]["node"])
+    guide = guides.parse(scenario.guide)
+    print(f"node {node.name} is broken: {report['verdict_reason']}\n"
+          f"a shell on it:  {shlex.join(node.login_argv())}\n"
+          f"kubectl:        export KUBECONFIG={lab.control_plane().kubeconfig} NODE={node.name} "
+          f"NAMESPACE={report['kept']['namespace']}\n"
+          f"the guide:      {scenario.guide}  ({guide.title}; {len(guide.steps)} steps)\n"
+          f"then:           `nodelab hint` for a hint, `nodelab check` once you have repaired it, "
+          f"`nodelab reset` to end")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from lab.scenario import catalog, workshop
+    from lab.scenario.evidence import RECOVERY, STEADY
+    ex = workshop.current()
+    if ex is None:
+        raise LabError("no exercise is under way; `nodelab break SCENARIO` starts one")
+    repaired, seen = workshop.check(Lab(say=say, backend=ex["backend"]), catalog.get(ex["scenario"]))
+    for o in seen:
+        if o.kind in (RECOVERY, STEADY):
+            print(f"{'fixed    ' if o.seen else 'NOT FIXED'} {o.name}: {o.summary}")
+    print(f"{ex['node']}: " + ("repaired" if repaired else "not repaired yet (`nodelab hint` helps)"))
+    return 0 if repaired else 1
+
+
+def cmd_hint(args) -> int:
+    from lab.scenario import workshop
+    number, count, text = workshop.hint()
+    print(f"hint {number} of {count}: {text}")
+    return 0
+
+
+def cmd_reset(args) -> int:
+    from lab.scenario import catalog, workshop
+    ex = workshop.current()
+    if ex is None:
+        print("no exercise is under way")
+        return 0
+    print(workshop.reset(Lab(say=say, backend=ex["backend"]), catalog.get))
+    return 0
+
+
 COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "up": cmd_up,
             "status": cmd_status, "down": cmd_down, "run": cmd_run, "scenarios": cmd_scenarios,
-            "report": cmd_report,
-            "gate": cmd_gate}
+            "report": cmd_report, "gate": cmd_gate,
+            "break": cmd_break, "check": cmd_check, "hint": cmd_hint, "reset": cmd_reset}
 
 if __name__ == "__main__":
     sys.exit(main())

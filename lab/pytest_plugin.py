@@ -55,6 +55,14 @@ def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict 
     # and cleared, and stayed quiet in the immune one (lab.scenario.detection).
     failing = [d for d in report.get("detectors", []) if d.get("passes") is False]
     assert not failing, explain(report)
+    # A workshop guide must show on the broken node what it says it shows (lab.scenario.guide).
+    guide = report.get("guide")
+    if guide:
+        record("guide", f"{sum(c['ok'] for c in guide['commands'])}/{len(guide['commands'])} commands show "
+                        f"what {guide['file']} says")
+        wrong = [f"{c['where']}$ {c['script']}: missing {c['missing']} in:\n{c['output'][-1500:]}"
+                 for c in guide["commands"] if not c["ok"]]
+        assert not wrong, "the workshop guide does not match the broken node:\n" + "\n".join(wrong)
     return report
 
 

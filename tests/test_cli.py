@@ -45,6 +45,13 @@ def test_unknown_command_is_a_usage_error(capsys):
     (["run", "memstall", "--variant", "earlyoom", "--target", "xenial-ga"],
      "scenario memstall (earlyoom) cannot run on xenial-ga: earlyoom is not in ubuntu xenial's archive"),
     (["run", "memstall", "--param", "oom_daemon=systemd-oomd"], "--param oom_daemon=systemd-oomd: one of none, earlyoom"),
+    (["break", "nope"], "unknown scenario 'nope'"),
+    (["break", "cookie", "--target", "nope"], "unknown target 'nope'"),
+    (["break", "cookie", "--variant", "nope"], "scenario cookie has no variant 'nope'"),
+    (["break", "cookie", "--param", "cokie=1"], "scenario cookie has no parameter 'cokie'"),
+    (["break", "memcg"], "scenario memcg has no workshop guide yet"),
+    (["check"], "no exercise is under way; `nodelab break SCENARIO` starts one"),
+    (["hint"], "no exercise is under way"),
 ])
 def test_a_bad_parameter_is_one_line_and_no_node_starts(argv, message, capsys, monkeypatch):
     def no_lab(*args, **kwargs):

@@ -10,10 +10,14 @@ from lab.errors import LabError
 from lab.cluster.kube import Kube
 from lab.backends.node import Node
 from lab.progress import say
-from lab.scenario.evidence import Timeline
+from lab.scenario.evidence import RECOVERY, Timeline
 
 if TYPE_CHECKING:
     from lab.cluster.lab import Lab
+
+
+class RepairMissing(Exception):
+    """A workshop check found a sign of the recovery missing (Context.patience)."""
 
 
 @dataclass
@@ -28,6 +32,11 @@ class Context:
     scratch: dict = field(default_factory=dict)       # what one phase leaves for the next
     timings: dict = field(default_factory=dict)       # measured figures for the report
     series: dict = field(default_factory=dict)        # name -> {"unit", "points": [(s since start, value)]}
+    # Set by `nodelab check` (lab.scenario.workshop), which asks whether a
+    # participant's repair holds now, not within a run's deadlines: every wait
+    # is capped at it, and the first recovery sign found missing ends the
+    # check (RepairMissing). None in a run.
+    patience: float | None = None
 
     def setting(self, key: str) -> int:
         """A numeric setting: the user's --param, else the variant's, else the scenario's default."""
@@ -40,6 +49,8 @@ class Context:
         mark = "[green]seen[/green]" if obs.seen else "[yellow]not seen[/yellow]"
         when = f"injection{obs.at:+.0f}s" if obs.at is not None else f"start+{obs.t:.0f}s"
         say(f"  {obs.kind}: {obs.name} {mark} at {when}: {obs.summary}")
+        if self.patience is not None and obs.kind == RECOVERY and not obs.seen:
+            raise RepairMissing(obs.name)
         return obs
 
     def record_series(self, name: str, unit: str, points, style: str = "line") -> None:
@@ -50,6 +61,8 @@ class Context:
 
     def until(self, condition, seconds: float, every: float = 1) -> bool:
         """Poll `condition` until it holds or `seconds` pass (lab.polling)."""
+        if self.patience is not None:
+            seconds = min(seconds, self.patience)
         return polling.until(condition, seconds, every)
 
     @contextlib.contextmanager

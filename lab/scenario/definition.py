@@ -1,8 +1,12 @@
 """A scenario: the incident as data (bug record, targets, variants, settings)
 and its phases, which the runner calls in order (lab.scenario.runner)."""
 
+import sys
+from pathlib import Path
+
 from lab.errors import LabError
 from lab.scenario.context import Context
+from lab.scenario.guide import guide_file
 from lab.scenario.params import Option, Setting
 from lab.scenario.record import BugRecord
 from lab.recipes.targets import PRIMARY
@@ -91,9 +95,25 @@ class Scenario:
         cond = ctx.kube.condition(ctx.node.name)
         return {"node-ready": (cond.status == "True", f"Ready={cond.status} {cond.message}".strip())}
 
+    @property
+    def guide(self) -> Path | None:
+        """The scenario's workshop guide (lab.scenario.guide), if it ships one."""
+        module = getattr(sys.modules.get(type(self).__module__), "__file__", None)
+        path = guide_file(module, self.name) if module else None
+        return path if path and path.is_file() else None
+
     def prepare(self, ctx: Context) -> None: ...
     def inject(self, ctx: Context) -> None: ...
     def detect(self, ctx: Context) -> None: ...
-    def recover(self, ctx: Context) -> None: ...
+
+    def repair(self, ctx: Context) -> None:
+        """The documented remedy, applied as an operator would by hand (what a
+        workshop participant does instead). The runner calls it, then recover.
+        A scenario with a guide keeps the two apart, so that `nodelab check` can
+        observe a participant's repair with recover alone."""
+
+    def recover(self, ctx: Context) -> None:
+        """What the recovery must restore, observed (after repair)."""
+
     def verify(self, ctx: Context) -> None: ...
     def teardown(self, ctx: Context) -> None: ...

@@ -10,6 +10,7 @@ from debian.debian_support import Version
 
 REPRODUCES, IMMUNE, INCONCLUSIVE = "reproduces", "immune", "inconclusive"
 INTERRUPTED = "interrupted"   # Ctrl-C or SIGTERM: torn down, no verdict on the bug
+BROKEN = "broken"             # a workshop's `nodelab break`: symptom seen, node left broken, no verdict yet
 
 
 def upstream(version: str) -> str:

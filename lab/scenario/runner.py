@@ -30,7 +30,8 @@ from lab.scenario.definition import Scenario
 from lab.scenario.evidence import RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.interrupt import Interrupted, catching_signals
 from lab.scenario.params import check as check_params
-from lab.scenario.record import INCONCLUSIVE, INTERRUPTED
+from lab.scenario import guide as guides
+from lab.scenario.record import BROKEN, INCONCLUSIVE, INTERRUPTED
 from lab.scenario.verdict import derive_verdict
 from lab.scenario.watch import ReadySampler
 from lab.recipes.targets import Target
@@ -38,9 +39,13 @@ from lab.recipes.targets import Target
 PHASES = ("prepare", "inject", "detect", "recover", "verify")
 
 
-def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = None, variant: str = "") -> dict:
+def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = None, variant: str = "",
+        keep_broken: bool = False) -> dict:
     """Run one scenario on one target (a name, or a candidate Target for the gate),
-    in one of its variants; `params` (the user's) override the variant's."""
+    in one of its variants; `params` (the user's) override the variant's.
+    `keep_broken` (a workshop's `nodelab break`) stops after detect and, when the
+    symptom appeared, leaves the node broken: no recovery, no teardown; the
+    report's `kept` says what stays (lab.scenario.workshop takes it from there)."""
     why = lab.backend.cannot_run(scenario.requires)
     if why:
         raise LabError(f"scenario {scenario.name} cannot run here: {why}")
@@ -58,7 +63,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
     say(f"[bold]{scenario.name}[/bold] on {target}{f' ({variant})' if variant else ''}: {scenario.record.title}")
     t0 = time.monotonic()
     ctx, sampler, error, phase = None, None, None, "boot"
-    watch, detector_error = None, ""
+    watch, detector_error, kept = None, "", False
     with catching_signals() as signals:
         try:
             kubelet_flags = (*scenario.kubelet_flags, *shlex.split(params.get("kubelet_flags", "")))
@@ -82,16 +87,23 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
             report["expected"] = {"verdict": expected, "why": why}
             say(f"expected verdict from the node's versions: {expected} ({why})")
             for phase in PHASES:
+                if phase == "recover" and keep_broken:
+                    kept = bool(timeline.seen(SYMPTOM))
+                    break
                 if phase == "recover" and not timeline.seen(SYMPTOM):
                     timeline.phases[phase] = {"skipped": "no symptom appeared, nothing to recover"}
                     continue
+                if phase == "recover" and scenario.guide:
+                    report["guide"] = _check_guide(lab, scenario, ctx)
                 say(f"[bold]{phase}[/bold]")
                 start = time.monotonic()
+                if phase == "recover":
+                    scenario.repair(ctx)   # the documented remedy, as an operator applies it
                 getattr(scenario, phase)(ctx)
                 if phase == "inject" and timeline.injected_at is None:
                     timeline.injected_at = start   # a scenario that waits for its moment marks it itself
                 if phase in ("prepare", "verify"):
-                    _check_steady_state(ctx, scenario, after=phase == "verify")
+                    check_steady_state(ctx, scenario, after=phase == "verify")
                 timeline.phases[phase] = {"start": round(start - timeline.t0, 1),
                                           "seconds": round(time.monotonic() - start, 1)}
                 if phase == "prepare" and timeline.missed(STEADY):
@@ -114,12 +126,21 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                 watch.stop()
             if ctx is not None:
                 ctx.series["node Ready"] = {"unit": "", "points": sampler.stop() if sampler else []}
-                report["logs"] = _collect_logs(lab, ctx.node, report["run"])
-                _teardown(lab, scenario, ctx)
+                kept = kept and error is None and signals.received is None
+                if kept:
+                    report["kept"] = {"node": ctx.node.name, "backend": lab.backend.name,
+                                      "namespace": ctx.kube.namespace, "t0": timeline.t0,
+                                      "injected_at": timeline.injected_at}
+                else:
+                    report["logs"] = _collect_logs(lab, ctx.node, report["run"])
+                    teardown(lab, scenario, ctx)
     if signals.received:
         verdict, reason = INTERRUPTED, f"interrupted by {signals.received} during {phase}; the node was torn down"
     elif error is not None:
         verdict, reason = INCONCLUSIVE, f"the run failed: {error}"
+    elif kept:
+        verdict, reason = BROKEN, "left broken for a workshop: " + "; ".join(
+            f"{o.name}: {o.summary}" for o in timeline.seen(SYMPTOM))
     else:
         verdict, reason = derive_verdict(timeline, scenario.key_symptoms)
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
@@ -140,7 +161,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
     return report
 
 
-def _check_steady_state(ctx: Context, scenario: Scenario, after: bool) -> None:
+def check_steady_state(ctx: Context, scenario: Scenario, after: bool) -> None:
     """Before the injection the hypothesis must hold as it is; after verify it
     may take up to settle_seconds. After a symptom, holding again is part of
     the recovery; on an immune run it is the steady state."""
@@ -157,6 +178,28 @@ def _check_steady_state(ctx: Context, scenario: Scenario, after: bool) -> None:
         ctx.observe(f"{name}-after" if after else name, kind, ok, seen)
 
 
+def _check_guide(lab, scenario: Scenario, ctx: Context) -> dict:
+    """The scenario's workshop guide against the node while it is broken: every
+    step's commands run where the guide says, each output checked for what the
+    guide says it shows (lab.scenario.guide). A few seconds; the report keeps it."""
+    start = time.monotonic()
+    guide = guides.parse(scenario.guide)
+    say(f"[bold]guide[/bold]: {guide.title}")
+    checked = guides.check(guide, ctx.node, guide_env(lab, ctx))
+    for c in checked:
+        mark = "[green]shows[/green]" if c.ok else f"[red]does not show {c.missing}[/red]"
+        say(f"  {c.where}$ {c.script.splitlines()[0][:90]}: {mark}")
+    ctx.timeline.phases["guide"] = {"start": round(start - ctx.timeline.t0, 1),
+                                    "seconds": round(time.monotonic() - start, 1)}
+    return guides.as_report(guide, checked)
+
+
+def guide_env(lab, ctx: Context) -> dict[str, str]:
+    """What a guide's host commands get: the lab's kubeconfig, the node and the run's namespace."""
+    return {"KUBECONFIG": str(lab.control_plane().kubeconfig), "NODE": ctx.node.name,
+            "NAMESPACE": ctx.kube.namespace}
+
+
 def _collect_logs(lab, node, run: str) -> list[str]:
     """The node's logs, kept beside the report before the node is removed."""
     try:
@@ -166,7 +209,7 @@ def _collect_logs(lab, node, run: str) -> list[str]:
         return [f"not kept: {exc}"]
 
 
-def _teardown(lab, scenario: Scenario, ctx: Context) -> None:
+def teardown(lab, scenario: Scenario, ctx: Context) -> None:
     start = time.monotonic()
     try:
         scenario.teardown(ctx)
