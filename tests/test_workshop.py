@@ -111,6 +111,10 @@ class Drill(Scenario):
     def expected(self, ctx):
         return REPRODUCES, "a drill"
 
+    def prepare(self, ctx):
+        ctx.scratch["fixed_word"] = "fixed"   # what prepare leaves for recover, written down with the exercise
+        ctx.scratch["live_object"] = object()  # a live object is not
+
     def inject(self, ctx):
         self.flag.write_text("broken\n")
         ctx.observe("flag-set", INJECTION, True, "flag says broken")
@@ -123,7 +127,8 @@ class Drill(Scenario):
         self.flag.write_text("fixed\n")
 
     def recover(self, ctx):
-        ctx.observe("flag-fixed", RECOVERY, ctx.until(lambda: "fixed" in self.flag.read_text(), 60, every=0.1),
+        word = ctx.scratch["fixed_word"]
+        ctx.observe("flag-fixed", RECOVERY, ctx.until(lambda: word in self.flag.read_text(), 60, every=0.1),
                     self.flag.read_text().strip())
 
 
@@ -196,6 +201,7 @@ def test_break_keeps_the_node_broken_and_check_observes_without_repairing(drill,
     report = workshop.break_node(lab, scenario, "bookworm", {}, "")
     assert report["verdict"] == BROKEN and "flag-broken" in report["verdict_reason"]
     assert report["kept"]["node"] == "drill-1" and lab.removed == [] and scenario.repairs == 0
+    assert report["kept"]["scratch"] == {"fixed_word": "fixed"}
     assert "guide" not in report   # the participant runs it
     with pytest.raises(LabError, match="an exercise is under way \\(drill on node drill-1\\)"):
         workshop.break_node(lab, scenario, "bookworm", {}, "")

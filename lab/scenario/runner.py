@@ -14,6 +14,7 @@ the run (lab.scenario.detection). The verdict is derived from what was observed
 or SIGTERM tears down all the same and its report says `interrupted`.
 """
 
+import json
 import shlex
 import time
 import traceback
@@ -130,7 +131,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                 if kept:
                     report["kept"] = {"node": ctx.node.name, "backend": lab.backend.name,
                                       "namespace": ctx.kube.namespace, "t0": timeline.t0,
-                                      "injected_at": timeline.injected_at}
+                                      "injected_at": timeline.injected_at, "scratch": _plain(ctx.scratch)}
                 else:
                     report["logs"] = _collect_logs(lab, ctx.node, report["run"])
                     teardown(lab, scenario, ctx)
@@ -159,6 +160,19 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
         raise Interrupted(signals.received, report["report_file"])
     report_console.summary(report)
     return report
+
+
+def _plain(scratch: dict) -> dict:
+    """What of a run's scratch can be written down (numbers, strings, lists, dicts):
+    a workshop's check gets it back; live objects (threads, watches) stay behind."""
+    plain = {}
+    for key, value in scratch.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            continue
+        plain[key] = value
+    return plain
 
 
 def check_steady_state(ctx: Context, scenario: Scenario, after: bool) -> None:

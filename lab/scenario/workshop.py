@@ -100,7 +100,8 @@ def attach(lab, scenario: Scenario) -> Attached:
     timeline = Timeline(t0=ex["t0"], injected_at=ex["injected_at"],
                         observations=[Observation(**o) for o in ex["observations"]])
     ctx = Context(lab, node, lab.kube(namespace=ex["namespace"]), timeline, ex["params"],
-                  environment=ex["environment"], defaults=dict(scenario.defaults), patience=CHECK_PATIENCE_S)
+                  environment=ex["environment"], defaults=dict(scenario.defaults), scratch=dict(ex["scratch"]),
+                  patience=CHECK_PATIENCE_S)
     return Attached(ex, ctx)
 
 
