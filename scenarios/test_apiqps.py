@@ -99,6 +99,10 @@ class ApiQps(Scenario):
 
     def detect(self, ctx: Context) -> None:
         burst = ctx.scratch["first"].measure()
+        # What recover compares the burst after the repair with (plain figures: a workshop's check reads them back)
+        ctx.scratch["first_figures"] = {"median_s": burst.lag("median"), "triple": burst.triple(),
+                                        "api_done_s": burst.api_done_s, "trail_s": burst.trail_s,
+                                        "throttling_lines": burst.notes["throttling_lines"]}
         ctx.record_series("pod lag: API Running - runtime start", "s", burst.lag_points(), style="scatter")
         ctx.observe("burst-measured", EVIDENCE, burst.complete, burst.summary(), raw=burst.raw())
         _timings(ctx, "first", burst)
@@ -124,33 +128,46 @@ class ApiQps(Scenario):
                         f"median lag {median} s / trail {trail} s: between {ctx.setting('lag_fixed_s')} and "
                         f"{ctx.setting('lag_symptom_s')} s, neither clearly trailing nor following")
 
-    # -- recover --------------------------------------------------------------------
-    def recover(self, ctx: Context) -> None:
-        first = ctx.scratch["first"]
+    # -- repair and recover ---------------------------------------------------------------
+    def repair(self, ctx: Context) -> None:
+        # The article's remedy: restart kubelet with its API client limits raised.
         _clear(ctx)
         t0 = time.monotonic()
         ctx.lab.restart_kubelet(ctx.node, RAISED)
-        took = ctx.until(lambda: _limits(ctx, answering=False).get("kubeAPIQPS") == 30, 90, every=2)
-        ctx.until(lambda: ctx.kube.condition(ctx.node.name).status == "True", 90)
-        limits = _limits(ctx)
+        ctx.scratch["repaired"] = f"kubelet restarted with {' '.join(RAISED)}"
+        ctx.until(lambda: _limits(ctx, answering=False).get("kubeAPIQPS") == 30, 90, every=2)
         ctx.timings["kubelet_restart_s"] = round(time.monotonic() - t0, 1)
-        ctx.observe("kubelet-restarted-with-raised-limits", EVIDENCE, took,
-                    f"kubelet restarted with {' '.join(RAISED)}; its /configz now: {limits}")
+
+    def recover(self, ctx: Context) -> None:
+        # After the lab's restart, or (`nodelab check`) whatever a workshop participant did:
+        # kubelet's limits as it reports them, then the same burst again.
+        first = ctx.scratch["first_figures"]
+        limits = {}
+
+        def raised() -> bool:
+            limits.update(_limits(ctx, answering=False))
+            return all((limits.get(k) or 0) >= floor for k, floor in ENOUGH.items())
+
+        took = ctx.until(raised, 90, every=2) and ctx.until(lambda: ctx.kube.condition(ctx.node.name).status == "True", 90)
+        ctx.observe("kubelet-runs-with-raised-limits", RECOVERY, took,
+                    f"{ctx.scratch.get('repaired', 'after the repair')}; its /configz now: {limits or 'no answer'} "
+                    f"(the article's 30/40 needed)")
         if not took:
-            raise LabError(f"kubelet did not come back with the raised limits: {limits}")
+            return
+        _clear(ctx)
         second = _burst(ctx, "qps-raised-").measure()
         _timings(ctx, "raised", second)
         median = second.lag("median")
-        ratio = round(first.lag("median") / median, 1) if median else None
+        ratio = round(first["median_s"] / median, 1) if median else None
         ctx.timings["median_lag_ratio_default_to_raised"] = ratio
         collapsed = second.complete and median <= ctx.setting("lag_fixed_s") and \
             second.trail_s <= ctx.setting("lag_fixed_s")
         ctx.observe("lag-collapses-with-raised-limits", RECOVERY, collapsed,
-                    f"the same burst with {' '.join(RAISED)}: lag median/p95/max {second.triple()} s against "
-                    f"{first.triple()} s with {ctx.scratch['limits']} (median ratio {ratio}); all Running in the "
+                    f"the same burst with {limits}: lag median/p95/max {second.triple()} s against "
+                    f"{first['triple']} s with {ctx.scratch['limits']} (median ratio {ratio}); all Running in the "
                     f"API {second.api_done_s} s after creation ({second.trail_s} s after the runtime) against "
-                    f"{first.api_done_s} s ({first.trail_s} s); throttling waits logged "
-                    f"{second.notes['throttling_lines']} against {first.notes['throttling_lines']}", raw=second.raw())
+                    f"{first['api_done_s']} s ({first['trail_s']} s); throttling waits logged "
+                    f"{second.notes['throttling_lines']} against {first['throttling_lines']}", raw=second.raw())
 
     # -- verify and teardown ------------------------------------------------------------
     def verify(self, ctx: Context) -> None:

@@ -111,8 +111,8 @@ def check(lab, scenario: Scenario) -> tuple[bool, list[Observation]]:
     before = len(ctx.timeline.observations)
     try:
         scenario.recover(ctx)
-        runner.check_steady_state(ctx, scenario, after=True)
         scenario.verify(ctx)
+        runner.check_steady_state(ctx, scenario, after=True)   # as in a run: after verify
     except RepairMissing:
         pass   # the first missing sign is the answer; the rest would only wait
     except Exception as exc:  # noqa: BLE001 - a node still broken can fail a probe outright: not repaired
