@@ -248,12 +248,15 @@ def cmd_break(args) -> int:
     from lab.scenario.params import check
     scenario = catalog.get(args.scenario)
     params = check(scenario, pairs(args.param, "--param", "KEY=VALUE"))   # before anything boots
-    first_target, first_variant = (scenario.runs(backend=args.backend) or scenario.runs())[0]
-    target = args.target or first_target
-    variant = args.variant if args.variant is not None else (first_variant if not args.target else "")
+    guide_target, guide_variant = scenario.guide_form(args.backend)
+    target = args.target or guide_target
+    variant = args.variant if args.variant is not None else guide_variant
     scenario.variant_params(variant)
     targets.runnable(target)
     workshop.can_break(scenario)
+    if variant != guide_variant or params:
+        console().print(f"[yellow]the guide describes {f'variant {guide_variant}' if guide_variant else 'the plain form'}"
+                        " with the default parameters: this node may show other figures[/yellow]")
     report = workshop.break_node(_lab(args), scenario, target, params, variant)
     if not report.get("kept"):
         console().print(f"[yellow]the node did not break ({report['verdict']}: {report['verdict_reason']}); it was "

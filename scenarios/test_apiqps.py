@@ -132,11 +132,9 @@ class ApiQps(Scenario):
     def repair(self, ctx: Context) -> None:
         # The article's remedy: restart kubelet with its API client limits raised.
         _clear(ctx)
-        t0 = time.monotonic()
+        ctx.scratch["repaired_at"] = time.monotonic()
         ctx.lab.restart_kubelet(ctx.node, RAISED)
         ctx.scratch["repaired"] = f"kubelet restarted with {' '.join(RAISED)}"
-        ctx.until(lambda: _limits(ctx, answering=False).get("kubeAPIQPS") == 30, 90, every=2)
-        ctx.timings["kubelet_restart_s"] = round(time.monotonic() - t0, 1)
 
     def recover(self, ctx: Context) -> None:
         # After the lab's restart, or (`nodelab check`) whatever a workshop participant did:
@@ -149,6 +147,8 @@ class ApiQps(Scenario):
             return all((limits.get(k) or 0) >= floor for k, floor in ENOUGH.items())
 
         took = ctx.until(raised, 90, every=2) and ctx.until(lambda: ctx.kube.condition(ctx.node.name).status == "True", 90)
+        if "repaired_at" in ctx.scratch:
+            ctx.timings["kubelet_restart_s"] = round(time.monotonic() - ctx.scratch["repaired_at"], 1)
         ctx.observe("kubelet-runs-with-raised-limits", RECOVERY, took,
                     f"{ctx.scratch.get('repaired', 'after the repair')}; its /configz now: {limits or 'no answer'} "
                     f"(the article's 30/40 needed)")

@@ -282,22 +282,34 @@ def test_image_pull_queue_check_counts_pods_waiting_for_their_first_container(tm
     assert res.returncode == 2 and "Cannot connect" in res.stdout
 
 
-def _pending_fixture(tmp_path, pending: list[str], running: dict, now: float) -> dict:
+def _pending_fixture(tmp_path, pending: list[str], running: dict, now: float, known_running=(), pretty=False) -> dict:
     """curl(1) answering the API server's list of this node's Pending pods (the
-    uids given, plus an owner's uid that matches no container), docker(1) with
-    running containers: id -> (pod uid, seconds since it started). Each call's
-    arguments are kept in tmp_path/calls."""
-    items = ",".join(f'{{"metadata":{{"name":"p{i}","uid":"{uid}","ownerReferences":[{{"uid":"owner-{i}"}}]}},'
-                     f'"status":{{"phase":"Pending"}}}}' for i, uid in enumerate(pending))
-    # The API server pretty-prints JSON for curl's user agent.
-    (tmp_path / "pods.json").write_text(json.dumps(json.loads(f'{{"kind":"PodList","apiVersion":"v1","items":[{items}]}}'),
-                                                   indent=2))
+    uids given, each with an owner whose uid matches no container; those in
+    `known_running` with a container status the API knows is running), docker(1)
+    with running containers: id -> (pod uid, seconds since it started). Each
+    call's arguments and standard input are kept in tmp_path/calls, with the
+    files curl was given as --cert/--key/--cacert."""
+    def item(i, uid):
+        status = {"phase": "Pending"}
+        if uid in known_running:
+            status["initContainerStatuses"] = [{"name": "init", "state": {"running": {"startedAt": "x"}}}]
+        else:
+            status["containerStatuses"] = [{"name": "main", "state": {"waiting": {"reason": "ContainerCreating"}}}]
+        return {"metadata": {"name": f"p{i}", "uid": uid, "ownerReferences": [{"uid": f"owner-{i}"}]},
+                "status": status}
+    body = {"kind": "PodList", "apiVersion": "v1", "items": [item(i, uid) for i, uid in enumerate(pending)]}
+    (tmp_path / "pods.json").write_text(json.dumps(body, indent=2 if pretty else None, separators=None if pretty
+                                                   else (",", ":")))
     (tmp_path / "started").write_text("".join(
         f"{uid} {time.strftime('%Y-%m-%dT%H:%M:%S.123456789Z', time.gmtime(now - age))}\n"
         for uid, age in running.values()))
     ids = " ".join(running) or "''"
-    return _fake_tools(tmp_path,
-                       curl=f'echo "curl $*" >> {tmp_path}/calls; cat {tmp_path}/pods.json\n',
+    curl = (f'echo "curl $*" >> {tmp_path}/calls\n'
+            f'case " $* " in *" -K - "*) sed "s/^/stdin: /" >> {tmp_path}/calls ;; esac\n'
+            f'while [ $# -gt 0 ]; do case "$1" in --cert|--key|--cacert) echo "file $1: $(cat "$2" 2>/dev/null)" >> '
+            f'{tmp_path}/calls; shift ;; esac; shift; done\n'
+            f'cat {tmp_path}/pods.json\n')
+    return _fake_tools(tmp_path, curl=curl,
                        docker=f'echo "docker $*" >> {tmp_path}/calls\n'
                               f'case "$1" in ps) printf "%s\\n" {ids} ;; '
                               f'inspect) cat {tmp_path}/started ;; esac\n')
@@ -308,21 +320,32 @@ def test_pods_pending_while_running_check_compares_the_api_with_the_runtime(tmp_
     kubeconfig = tmp_path / "kubelet.kubeconfig"   # the lab's: JSON, a token, the CA inline
     kubeconfig.write_text(json.dumps({
         "clusters": [{"name": "lab", "cluster": {"server": "https://10.9.0.1:6443",
-                                                 "certificate-authority-data": base64.b64encode(b"CA").decode()}}],
+                                                 "certificate-authority-data": base64.b64encode(b"THE CA").decode()}}],
         "users": [{"name": "kubelet", "user": {"token": "s3cret"}}]}, indent=2))
     script = _program("apiqps", "check_pods_pending_while_running.sh")
-    running = {f"c{i}": (f"u{i}", 20 + i) for i in range(6)} | {"cX": ("u9", 3), "cY": ("running-in-api", 60)}
-    env = _pending_fixture(tmp_path, [f"u{i}" for i in range(6)] + ["u9", "not-started"], running, now)
+    running = {f"c{i}": (f"u{i}", 20 + i) for i in range(6)} | {"cX": ("u9", 3), "cY": ("running-in-api", 60),
+                                                                 "cZ": ("init-running", 60)}
+    env = _pending_fixture(tmp_path, [f"u{i}" for i in range(6)] + ["u9", "not-started", "init-running"], running,
+                           now, known_running={"init-running"})
     res = subprocess.run(["sh", script, str(kubeconfig), "5", "15", "node-1"], capture_output=True, text=True, env=env)
     assert res.returncode == 1, res.stdout + res.stderr
-    assert re.match(r"6 pods Pending in the API server while their containers have run 15 s or more \(longest 2[56] s\)",
-                    res.stdout)
+    assert re.match(r"6 pods Pending in the API server, which knows of no running container of theirs, while docker "
+                    r"has run one for 15 s or more \(longest 2[56] s\)", res.stdout)
     calls = (tmp_path / "calls").read_text()
-    assert "-H Authorization: Bearer s3cret" in calls and "--cacert" in calls
+    # The token goes to curl on its standard input, never on its command line.
+    assert 'stdin: header = "Authorization: Bearer s3cret"' in calls
+    assert "s3cret" not in "".join(line for line in calls.splitlines(True) if line.startswith("curl "))
+    assert "file --cacert: THE CA" in calls and "-A check_pods_pending_while_running" in calls
     assert "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1%2Cstatus.phase%3DPending" in calls
-    # Below the count (the immune run's few slow starters) it says what it saw and is OK.
+    # Below the count (the immune run's few slow starters) it says what it saw and is OK; a pod
+    # whose init container the API knows is running is not counted.
     res = subprocess.run(["sh", script, str(kubeconfig), "7", "15", "node-1"], capture_output=True, text=True, env=env)
-    assert res.returncode == 0 and "7 pods Pending in the API server with running containers, 6 of them" in res.stdout
+    assert res.returncode == 0, res.stdout
+    assert "7 pods Pending in the API server with running containers it does not know of, 6 of them" in res.stdout
+    # The API server's pretty-printed answer (a proxy may ask for it) reads the same.
+    env = _pending_fixture(tmp_path, [f"u{i}" for i in range(6)], running, now, pretty=True)
+    res = subprocess.run(["sh", script, str(kubeconfig), "5", "15", "node-1"], capture_output=True, text=True, env=env)
+    assert res.returncode == 1 and res.stdout.startswith("6 pods Pending"), res.stdout
 
 
 def test_pods_pending_while_running_check_reads_a_kubeadm_kubeconfig_and_says_unknown_when_it_cannot_ask(tmp_path):
@@ -330,7 +353,7 @@ def test_pods_pending_while_running_check_reads_a_kubeadm_kubeconfig_and_says_un
     kubeconfig.write_text("apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority: /etc/kubernetes/pki/ca.crt\n"
                           "    server: https://cp.example:6443\n  name: k\nusers:\n- name: n\n  user:\n"
                           "    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n"
-                          "    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem\n")
+                          "    client-key: '/var/lib/kubelet/pki/kubelet-client-current.pem'\n")
     script = _program("apiqps", "check_pods_pending_while_running.sh")
     env = _pending_fixture(tmp_path, [], {}, time.time())
     res = subprocess.run(["sh", script, str(kubeconfig), "5", "15", "n"], capture_output=True, text=True, env=env)
@@ -343,3 +366,26 @@ def test_pods_pending_while_running_check_reads_a_kubeadm_kubeconfig_and_says_un
     assert res.returncode == 2 and "did not list pods" in res.stdout and "forbidden" in res.stdout
     res = subprocess.run(["sh", script, str(tmp_path / "missing")], capture_output=True, text=True, env=env)
     assert res.returncode == 2 and "cannot read kubeconfig" in res.stdout
+
+
+def test_pods_pending_while_running_check_decodes_inline_certificates_and_removes_them(tmp_path):
+    # A kubeconfig on one line (compact JSON), client certificate and key inline.
+    b64 = {k: base64.b64encode(v).decode() for k, v in (("ca", b"CA"), ("cert", b"CERT"), ("key", b"KEY"))}
+    kubeconfig = tmp_path / "inline.kubeconfig"
+    kubeconfig.write_text(json.dumps({"clusters": [{"cluster": {"server": "https://10.9.0.1:6443",
+                                                                "certificate-authority-data": b64["ca"]}}],
+                                      "users": [{"user": {"client-certificate-data": b64["cert"],
+                                                          "client-key-data": b64["key"]}}]}))
+    script = _program("apiqps", "check_pods_pending_while_running.sh")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**_pending_fixture(tmp_path, [], {}, time.time()), "TMPDIR": str(scratch)}
+    res = subprocess.run(["sh", script, str(kubeconfig), "5", "15", "n"], capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    calls = (tmp_path / "calls").read_text()
+    assert "file --cacert: CA" in calls and "file --cert: CERT" in calls and "file --key: KEY" in calls
+    assert list(scratch.iterdir()) == []   # the decoded key does not outlive the check
+    kubeconfig.write_text(kubeconfig.read_text().replace(b64["key"], "!!not-base64!!"))
+    res = subprocess.run(["sh", script, str(kubeconfig)], capture_output=True, text=True, env=env)
+    assert res.returncode == 2 and "cannot decode the certificate data" in res.stdout
+    assert list(scratch.iterdir()) == []

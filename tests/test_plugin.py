@@ -68,6 +68,28 @@ def test_a_run_with_the_expected_verdict_still_fails_when_its_detector_failed(mo
     assert pytest_plugin.check("the lab", cookie, "xenial-ga") is report
 
 
+def test_a_run_with_the_expected_verdict_still_fails_when_its_guide_does_not_match_the_node(monkeypatch):
+    import pytest
+    command = {"where": "node", "script": "journalctl -u kubelet | grep PLEG", "ok": False,
+               "missing": ["PLEG is not healthy"], "output": "-- No entries --"}
+    guide = {"file": "scenarios/guides/cookie.md", "checked": True, "ok": False, "commands": [command]}
+    report = {"scenario": "cookie", "target": "xenial-ga", "variant": "", "verdict": "reproduces",
+              "verdict_reason": "symptoms seen", "expected": {"verdict": "reproduces"}, "report_file": "r.json",
+              "observations": [], "guide": guide}
+    monkeypatch.setattr("lab.pytest_plugin.run", lambda *args: report)
+    cookie = catalog.shipped()["cookie"]
+    recorded = {}
+    with pytest.raises(AssertionError, match=r"does not match the broken node:\n.*missing \['PLEG is not healthy'\]"):
+        pytest_plugin.check("the lab", cookie, "xenial-ga", record=recorded.__setitem__)
+    assert recorded["guide"] == "0/1 commands show what scenarios/guides/cookie.md says"
+    command["ok"] = True
+    assert pytest_plugin.check("the lab", cookie, "xenial-ga") is report
+    # A form the guide does not describe (another variant) is reported, not judged.
+    report["guide"] = {"file": "scenarios/guides/cookie.md", "checked": False, "why": "the guide describes ..."}
+    assert pytest_plugin.check("the lab", cookie, "xenial-ga", record=recorded.__setitem__) is report
+    assert recorded["guide"] == "not checked: the guide describes ..."
+
+
 def test_a_param_no_scenario_takes_or_a_bad_value_is_a_usage_error():
     for args, message in ((["--param", "cokie=1"], "--param cokie: no collected scenario takes it"),
                           (["-k", "cookie", "--param", "cookie=0xzz"], "--param cookie=0xzz: cookie is a whole number")):

@@ -56,6 +56,20 @@ def test_every_shipped_guide_parses_with_steps_a_repair_and_hints():
         assert guide.repair and guide.hints, name
 
 
+def test_no_shipped_guide_expects_what_its_own_command_prints_regardless():
+    # An expected text printed by an unconditional echo would pass whatever the node shows;
+    # one printed by `[ test ] && echo` depends on what was found.
+    for name, scenario in catalog.shipped().items():
+        if not scenario.guide:
+            continue
+        for step in guides.parse(scenario.guide).steps:
+            for command in step.commands:
+                for line in command.script.splitlines():
+                    if line.lstrip().startswith(("echo ", "printf ")):
+                        echoed = [e for e in command.expect if e in line]
+                        assert not echoed, f"{name}, {step.title}: {echoed} is printed by `{line.strip()}` itself"
+
+
 def test_a_guide_parses_into_steps_repair_and_hints(tmp_path):
     (tmp_path / "drill.md").write_text(GUIDE)
     guide = guides.parse(tmp_path / "drill.md")
@@ -71,6 +85,7 @@ def test_a_guide_parses_into_steps_repair_and_hints(tmp_path):
     ("# T\n\n## s\n```sh node\ntrue\n```\nexpect: nothing quoted\n## Repair\n```sh node\ntrue\n```\n",
      "names no `text`"),
     ("# T\n\n## s\n```sh node\ntrue\n```\n", "## Repair"),
+    ("# T\n\n## s\n```sh node\ntrue\n```\n\nexpect: `x`\n## Repair\n```sh node\ntrue\n```\n", "right after"),
 ])
 def test_a_malformed_guide_is_refused_with_where(tmp_path, text, error):
     (tmp_path / "g.md").write_text(text)
@@ -99,6 +114,7 @@ class Drill(Scenario):
     name = "drill"
     record = BugRecord("drill", "a flag file says broken", "none", "a test's own", (), "always")
     primary_targets = ("bookworm",)
+    variants = {"other": {}}
 
     def __init__(self, guide_path: Path, flag: Path):
         self._guide, self.flag = guide_path, flag
@@ -196,6 +212,14 @@ def test_a_run_checks_the_guide_on_the_broken_node_then_repairs_and_recovers(dri
     assert "guide" in report["phases"]
 
 
+def test_a_form_the_guide_does_not_describe_has_its_guide_reported_not_checked(drill):
+    scenario, lab = drill
+    report = runner.run(lab, scenario, "bookworm", variant="other")
+    assert report["verdict"] == REPRODUCES and report["guide"]["checked"] is False
+    assert "the guide describes the plain form with the default parameters; this run is variant other" in \
+        report["guide"]["why"]
+
+
 def test_break_keeps_the_node_broken_and_check_observes_without_repairing(drill, monkeypatch):
     scenario, lab = drill
     report = workshop.break_node(lab, scenario, "bookworm", {}, "")
@@ -241,3 +265,12 @@ def test_a_node_that_did_not_break_is_not_kept(drill):
     report = workshop.break_node(lab, scenario, "bookworm", {}, "")
     assert "kept" not in report and lab.removed == ["drill-1"] and workshop.current() is None
 
+
+
+def test_reset_forgets_an_exercise_whose_node_is_gone(drill):
+    scenario, lab = drill
+    workshop.break_node(lab, scenario, "bookworm", {}, "")
+    lab.nodes.clear()   # e.g. removed by hand
+    assert workshop.reset(lab, lambda name: scenario).startswith("forgot the exercise (the exercise's node drill-1 "
+                                                                  "is gone")
+    assert workshop.current() is None

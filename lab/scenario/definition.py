@@ -102,6 +102,11 @@ class Scenario:
         path = guide_file(module, self.name) if module else None
         return path if path and path.is_file() else None
 
+    def guide_form(self, backend: str = "docker") -> tuple[str, str]:
+        """(target, variant) that the guide describes and `nodelab break` makes
+        by default: the scenario's first primary run on the backend."""
+        return (self.runs(backend=backend) or self.runs())[0]
+
     def prepare(self, ctx: Context) -> None: ...
     def inject(self, ctx: Context) -> None: ...
     def detect(self, ctx: Context) -> None: ...

@@ -67,6 +67,8 @@ def parse(path: Path) -> Guide:
             title = line[2:].strip()
         elif line.startswith("## "):
             sections.append([line[3:].strip(), [], []])
+        elif line.startswith("expect:"):
+            raise ValueError(f"{path}:{i + 1}: an expect: line belongs right after a ```sh block's closing fence")
         elif (m := FENCE.match(line)):
             end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "```"), None)
             if end is None:
@@ -74,13 +76,15 @@ def parse(path: Path) -> Guide:
             if not sections:
                 raise ValueError(f"{path}:{i + 1}: a command before the first step (## heading)")
             expect: tuple[str, ...] = ()
-            if end + 1 < len(lines) and lines[end + 1].startswith("expect:"):
-                expect = tuple(EXPECT.findall(lines[end + 1]))
+            after = end + 1
+            if after < len(lines) and lines[after].startswith("expect:"):
+                expect = tuple(EXPECT.findall(lines[after]))
                 if not expect:
-                    raise ValueError(f"{path}:{end + 2}: expect: names no `text`")
+                    raise ValueError(f"{path}:{after + 1}: expect: names no `text`")
+                after += 1
             sections[-1][2].append(Command(m.group(1), "\n".join(lines[i + 1:end]), expect))
-            sections[-1][1].extend(lines[i:end + 1])
-            i = end + 1
+            sections[-1][1].extend(lines[i:after])
+            i = after
             continue
         elif sections:
             sections[-1][1].append(line)
@@ -152,5 +156,5 @@ def _on_host(script: str, env: dict[str, str]) -> str:
 
 
 def as_report(guide: Guide, checked: list[Checked]) -> dict:
-    return {"file": str(guide.path), "title": guide.title, "ok": all(c.ok for c in checked),
+    return {"file": str(guide.path), "title": guide.title, "checked": True, "ok": all(c.ok for c in checked),
             "commands": [asdict(c) for c in checked]}

@@ -95,7 +95,7 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                     timeline.phases[phase] = {"skipped": "no symptom appeared, nothing to recover"}
                     continue
                 if phase == "recover" and scenario.guide:
-                    report["guide"] = _check_guide(lab, scenario, ctx)
+                    report["guide"] = _check_guide(lab, scenario, ctx, variant, params)
                 say(f"[bold]{phase}[/bold]")
                 start = time.monotonic()
                 if phase == "recover":
@@ -192,10 +192,18 @@ def check_steady_state(ctx: Context, scenario: Scenario, after: bool) -> None:
         ctx.observe(f"{name}-after" if after else name, kind, ok, seen)
 
 
-def _check_guide(lab, scenario: Scenario, ctx: Context) -> dict:
+def _check_guide(lab, scenario: Scenario, ctx: Context, variant: str, params: dict) -> dict:
     """The scenario's workshop guide against the node while it is broken: every
     step's commands run where the guide says, each output checked for what the
-    guide says it shows (lab.scenario.guide). A few seconds; the report keeps it."""
+    guide says it shows (lab.scenario.guide). A few seconds; the report keeps it.
+    Only the form the guide describes is checked (its variant, the default
+    parameters): another form's node shows other figures."""
+    form = scenario.guide_form(lab.backend.name)[1]
+    if variant != form or params != scenario.variant_params(variant):
+        return {"file": str(scenario.guide), "checked": False,
+                "why": f"the guide describes {f'variant {form}' if form else 'the plain form'} with the default "
+                       f"parameters; this run is {f'variant {variant}' if variant else 'the plain form'} with "
+                       f"{params or 'the defaults'}"}
     start = time.monotonic()
     guide = guides.parse(scenario.guide)
     say(f"[bold]guide[/bold]: {guide.title}")

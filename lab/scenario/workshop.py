@@ -116,7 +116,9 @@ def check(lab, scenario: Scenario) -> tuple[bool, list[Observation]]:
     except RepairMissing:
         pass   # the first missing sign is the answer; the rest would only wait
     except Exception as exc:  # noqa: BLE001 - a node still broken can fail a probe outright: not repaired
-        ctx.timeline.observe("check-could-not-finish", RECOVERY, False, f"{type(exc).__name__}: {exc}")
+        ctx.timeline.observe("check-could-not-finish", RECOVERY, False,
+                             f"a probe failed outright ({type(exc).__name__}: {str(exc)[:300]}): the node may still "
+                             f"be broken, or the lab could not reach it (`nodelab status`)")
     seen = ctx.timeline.observations[before:]
     judged = [o for o in seen if o.kind in (RECOVERY, STEADY)]
     return bool(judged) and all(o.seen for o in judged), seen
@@ -140,6 +142,10 @@ def reset(lab, scenario_of) -> str:
     try:
         attached = attach(lab, scenario_of(ex["scenario"]))
     except LabError as exc:
+        try:   # the node is gone; its namespace may not be
+            lab.kube(namespace=ex["namespace"]).delete_namespace()
+        except Exception:  # noqa: BLE001 - a control plane that is gone took it along
+            pass
         exercise_file().unlink()
         return f"forgot the exercise ({exc})"
     runner.teardown(lab, scenario_of(ex["scenario"]), attached.ctx)
