@@ -19,7 +19,6 @@ state directory (where the node, its namespace and the break's observations are)
 """
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from lab import paths
@@ -81,14 +80,8 @@ def break_node(lab, scenario: Scenario, target: str, params: dict, variant: str)
     return report
 
 
-@dataclass
-class Attached:
-    """The exercise's node as a scenario's phases see it."""
-    exercise: dict
-    ctx: Context
-
-
-def attach(lab, scenario: Scenario) -> Attached:
+def attach(lab, scenario: Scenario) -> Context:
+    """The exercise's node as the scenario's phases see it (checks wait at most CHECK_PATIENCE_S)."""
     ex = _require()
     if ex["scenario"] != scenario.name:
         raise LabError(f"the exercise under way is {ex['scenario']}, not {scenario.name}")
@@ -102,12 +95,12 @@ def attach(lab, scenario: Scenario) -> Attached:
     ctx = Context(lab, node, lab.kube(namespace=ex["namespace"]), timeline, ex["params"],
                   environment=ex["environment"], defaults=dict(scenario.defaults), scratch=dict(ex["scratch"]),
                   patience=CHECK_PATIENCE_S)
-    return Attached(ex, ctx)
+    return ctx
 
 
 def check(lab, scenario: Scenario) -> tuple[bool, list[Observation]]:
     """Whether the participant's repair holds: (repaired, what was observed)."""
-    ctx = attach(lab, scenario).ctx
+    ctx = attach(lab, scenario)
     before = len(ctx.timeline.observations)
     try:
         scenario.recover(ctx)
@@ -140,7 +133,7 @@ def reset(lab, scenario_of) -> str:
     """Tear the exercise down (its pods, node and namespace) and forget it."""
     ex = _require()
     try:
-        attached = attach(lab, scenario_of(ex["scenario"]))
+        ctx = attach(lab, scenario_of(ex["scenario"]))
     except LabError as exc:
         try:   # the node is gone; its namespace may not be
             lab.kube(namespace=ex["namespace"]).delete_namespace()
@@ -148,6 +141,6 @@ def reset(lab, scenario_of) -> str:
             pass
         exercise_file().unlink()
         return f"forgot the exercise ({exc})"
-    runner.teardown(lab, scenario_of(ex["scenario"]), attached.ctx)
+    runner.teardown(lab, scenario_of(ex["scenario"]), ctx)
     exercise_file().unlink()
     return f"removed node {ex['node']} and namespace {ex['namespace']}"
