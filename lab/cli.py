@@ -257,13 +257,13 @@ def cmd_break(args) -> int:
     if variant != guide_variant or params:
         console().print(f"[yellow]the guide describes {f'variant {guide_variant}' if guide_variant else 'the plain form'}"
                         " with the default parameters: this node may show other figures[/yellow]")
-    report = workshop.break_node(_lab(args), scenario, target, params, variant)
+    lab = _lab(args)
+    report = workshop.break_node(lab, scenario, target, params, variant)
     if not report.get("kept"):
         console().print(f"[yellow]the node did not break ({report['verdict']}: {report['verdict_reason']}); it was "
                         f"removed. Report: {report['report_file']}[/yellow]")
         return 1
     from lab.scenario import guide as guides
-    lab = _lab(args)
     node = lab.node(report["kept"]["node"])
     guide = guides.parse(scenario.guide)
     print(f"node {node.name} is broken: {report['verdict_reason']}\n"
@@ -279,9 +279,7 @@ def cmd_break(args) -> int:
 def cmd_check(args) -> int:
     from lab.scenario import catalog, workshop
     from lab.scenario.evidence import RECOVERY, STEADY
-    ex = workshop.current()
-    if ex is None:
-        raise LabError("no exercise is under way; `nodelab break SCENARIO` starts one")
+    ex = workshop.require()
     repaired, seen = workshop.check(Lab(say=say, backend=ex["backend"]), catalog.get(ex["scenario"]))
     for o in seen:
         if o.kind in (RECOVERY, STEADY):

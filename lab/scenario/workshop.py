@@ -42,7 +42,8 @@ def current() -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _require() -> dict:
+def require() -> dict:
+    """The exercise under way; an error saying how to start one when there is none."""
     ex = current()
     if ex is None:
         raise LabError("no exercise is under way; `nodelab break SCENARIO` starts one")
@@ -82,7 +83,7 @@ def break_node(lab, scenario: Scenario, target: str, params: dict, variant: str)
 
 def attach(lab, scenario: Scenario) -> Context:
     """The exercise's node as the scenario's phases see it (checks wait at most CHECK_PATIENCE_S)."""
-    ex = _require()
+    ex = require()
     if ex["scenario"] != scenario.name:
         raise LabError(f"the exercise under way is {ex['scenario']}, not {scenario.name}")
     try:
@@ -119,7 +120,7 @@ def check(lab, scenario: Scenario) -> tuple[bool, list[Observation]]:
 
 def hint() -> tuple[int, int, str]:
     """The guide's next hint: (its number, how many there are, its text)."""
-    ex = _require()
+    ex = require()
     hints = guides.parse(Path(ex["guide"])).hints
     if not hints:
         raise LabError(f"the guide {ex['guide']} has no hints")
@@ -131,7 +132,7 @@ def hint() -> tuple[int, int, str]:
 
 def reset(lab, scenario_of) -> str:
     """Tear the exercise down (its pods, node and namespace) and forget it."""
-    ex = _require()
+    ex = require()
     try:
         ctx = attach(lab, scenario_of(ex["scenario"]))
     except LabError as exc:
