@@ -3,13 +3,16 @@
  *
  *   nodelab-readtime N FILE...   reads each FILE whole N times (open, read to
  *                                EOF, close) and prints one line per FILE:
- *                                "FILE MEDIAN_US MEAN_US MAX_US BYTES"
+ *                                "FILE MIN_US MEDIAN_US MEAN_US MAX_US BYTES"
  *
  * For the cost of a kernel-generated file such as cgroup v1 memory.stat,
  * whose contents the kernel computes on every read: timing N reads inside
  * one process keeps fork and exec (milliseconds under emulation) out of the
- * figure, which a shell loop around cat(1) would not; the median keeps out
- * the reads a busy neighbour (kubelet, under emulation) happened to stretch.
+ * figure, which a shell loop around cat(1) would not. The minimum is the
+ * read's own cost: a busy neighbour (kubelet cleaning up after a wave of
+ * pods, under emulation) can only stretch a read, never shorten it, and it
+ * stretched the median of 200 reads by a third on a 6.1 node where the
+ * kernel's work does not change; the median and the mean are printed too.
  * Exit 2 on bad usage,
  * 1 when a FILE cannot be read.
  */
@@ -70,7 +73,8 @@ int main(int argc, char **argv)
             sum += took[i];
         }
         qsort(took, reads, sizeof *took, by_value);
-        printf("%s %.1f %.1f %.1f %ld\n", argv[f], took[reads / 2], sum / reads, took[reads - 1], bytes);
+        printf("%s %.1f %.1f %.1f %.1f %ld\n", argv[f], took[0], took[reads / 2], sum / reads, took[reads - 1],
+               bytes);
     }
     free(took);
     return 0;
