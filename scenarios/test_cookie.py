@@ -22,8 +22,11 @@ in the node that detaches by itself: no breakpoint, and nothing the lab's
 side could leave half done if it were killed.
 
 Steady state: node Ready; a pod with an exec liveness probe every 2 s Running,
-and a pod whose container exits every few seconds restarting (without such workload the
-node stays Ready although pods can no longer start: platform.md).
+and two pods whose containers exit every few seconds restarting (without such
+workload the node stays Ready although pods can no longer start:
+platform.md). The injection is timed as a busy node offers it: just before
+both restarters' back-off ends, so both restarts hang in one PLEG relist
+right after the bus dies, and NotReady comes at kubelet's 3 min floor.
 Detection: the cookie read again is past 0xffffffff; a system-bus Ping to
 systemd1 times out while the private socket answers; runc processes stuck;
 Ready=False with `PLEG is not healthy`. Immune builds: the reply serials
@@ -69,8 +72,13 @@ RECORD = BugRecord(
 )
 
 PROBE_POD, RESTARTER_POD, AFTER_POD = "cookie-probed", "cookie-restarter", "cookie-after-recovery"
+# Two restarters: a relist that meets one locked container waits out kubelet's
+# 2-min runtime request timeout on it and completes, inside PLEG's 3 min; the
+# first relist that meets two (two pods' events) takes 4 min and wedges PLEG.
+RESTARTERS = (RESTARTER_POD, f"{RESTARTER_POD}-2")
 RESTARTER_RUN_SECONDS = 5
 RESTARTS_BEFORE_INJECTION = 2   # back-off is then 20 s or more: the bus dies well within it
+BACK_OFF_MESSAGE = re.compile(r"back-off (\S+) restarting failed container")
 PLEG_PREFIX = "PLEG is not healthy"
 PLEG_LAST_SEEN = re.compile(r"pleg was last seen active (\S+) ago")
 PLEG_THRESHOLD_S = 180
@@ -96,8 +104,17 @@ class CookieOverflow(Scenario):
     # (10 s by default), which makes NotReady up to 10 s late against PLEG's
     # own threshold; 2 s keeps the report close to it (the chain is unchanged).
     kubelet_flags = ("--node-status-update-frequency=2s",)
+    # Detection watches for NotReady up to 480 s after the injection: it comes
+    # 180 s after the first relist that meets both restarts (+186 s measured),
+    # or, should the two restarts fall into two relists, ~120 s later (the
+    # first relist waits out one 2-min timeout and completes).
     watch_seconds = 480
-    ready_hold_seconds = 270
+    # An immune node must stay Ready this long after the restarts were cued:
+    # an affected node's PLEG wedges in the first relist after them (within
+    # 2 s), is unhealthy 180 s later, and kubelet says so within its 2 s
+    # status period; 20 s of margin. (runc stuck, the earlier sign, shows at
+    # +30 s.)
+    ready_hold_seconds = PLEG_THRESHOLD_S + 20
     # After daemon-reexec the recovery's evidence is the bus answering, no runc
     # stuck and a new pod starting; the hold shows Ready does not drop again at
     # once (a relapse into a new wedge could only show 3 min later, which no
@@ -113,38 +130,71 @@ class CookieOverflow(Scenario):
         node, image = ctx.node.name, ctx.lab.sandbox_image
         ctx.kube.create_pod(workload.pod(PROBE_POD, node, image, "while :; do sleep 3600; done",
                                          probe=["/bin/true"], probe_period=2))
-        ctx.kube.create_pod(workload.pod(RESTARTER_POD, node, image, f"sleep {RESTARTER_RUN_SECONDS}; exit 1"))
+        for name in RESTARTERS:
+            ctx.kube.create_pod(workload.pod(name, node, image, f"sleep {RESTARTER_RUN_SECONDS}; exit 1"))
         seen = {}
 
         def workload_running() -> bool:
             seen["probe"] = workload.phase_and_restarts(ctx.kube.pod(PROBE_POD))[0]
-            seen["restarts"] = workload.phase_and_restarts(ctx.kube.pod(RESTARTER_POD))[1]
-            return seen["probe"] == "Running" and seen["restarts"] >= RESTARTS_BEFORE_INJECTION
+            seen["restarts"] = [workload.phase_and_restarts(ctx.kube.pod(n))[1] for n in RESTARTERS]
+            return seen["probe"] == "Running" and min(seen["restarts"]) >= RESTARTS_BEFORE_INJECTION
 
         ctx.observe("workload-running", STEADY, ctx.until(workload_running, 180, every=2),
-                    f"{PROBE_POD} {seen['probe'] or 'absent'}; {RESTARTER_POD} restarted {seen['restarts']} times")
+                    f"{PROBE_POD} {seen['probe'] or 'absent'}; {' and '.join(RESTARTERS)} restarted "
+                    f"{' and '.join(map(str, seen['restarts']))} times")
 
     def inject(self, ctx: Context) -> None:
         # In production the cookie runs out at whatever moment it does; on a
-        # busy node some container start is always in flight. With two pods,
-        # the lab picks such a moment: the restarter has exited and kubelet is
-        # in its restart back-off, so its next start (a runc call, holding
-        # docker's container lock) comes after the bus has died.
+        # busy node some container starts are always in flight. The lab picks
+        # such a moment: both restarters have exited (their exits handled while
+        # the bus still answered) and wait out kubelet's restart back-off; the
+        # cookie is written just before the back-off ends, the bus is driven
+        # past 2^32 at once, and when the back-off has ended both pods are
+        # touched (an annotation: kubelet syncs them now, not at its next
+        # 10-15 s resync), so both restarts -- runc calls that hold docker's
+        # container locks -- come seconds after the bus died and fall into one
+        # PLEG relist.
         push = sdbus.locate_cookie(ctx.node)
-        # Wait for the restarter to go from running into back-off: the whole
-        # back-off (20 s or more) is then ahead.
-        seen = {"was_running": False}
+        seen = {n: {"was_running": False} for n in RESTARTERS}
 
-        def entered_back_off() -> bool:
-            seen["reason"] = workload.waiting_reason(ctx.kube.pod(RESTARTER_POD))
-            seen["was_running"] = seen["was_running"] or seen["reason"] == ""
-            return seen["was_running"] and seen["reason"] == "CrashLoopBackOff"
+        def in_back_off() -> bool:
+            for name in RESTARTERS:
+                pod = ctx.kube.pod(name)
+                s = seen[name]
+                s["reason"] = workload.waiting_reason(pod)
+                s["was_running"] = s["was_running"] or s["reason"] == ""
+                s["ends"] = _back_off_ends(pod) if s["reason"] == "CrashLoopBackOff" else None
+            return all(s["was_running"] and s["ends"] for s in seen.values())
 
-        ctx.observe("restarter-in-back-off", EVIDENCE, ctx.until(entered_back_off, 120, every=0.5),
-                    f"{RESTARTER_POD} waiting: {seen['reason'] or 'not waiting'} at the injection")
+        waited = ctx.until(in_back_off, 120, every=0.5)
+        ends = max((s["ends"] for s in seen.values() if s["ends"]), default=None)
+        # The node's clock (kubelet's back-off) against the lab's; the time a
+        # gdb batch takes on this node (attach, print, detach) is the write's.
+        offset, t0 = _node_clock_offset(ctx.node), time.monotonic()
+        before, _ = sdbus.read_cookie(ctx.node, push)
+        gdb_s = time.monotonic() - t0
+        lead = gdb_s + 1.5
+        ctx.observe("restarters-in-back-off", EVIDENCE, waited,
+                    "; ".join(f"{n} {seen[n]['reason'] or 'not waiting'}" for n in RESTARTERS) +
+                    (f"; back-off ends at {time.strftime('%H:%M:%S', time.localtime(ends - offset))} (node clock "
+                     f"{offset:+.2f} s from the lab's); a gdb batch took {gdb_s:.1f} s, so the write starts "
+                     f"{lead:.1f} s before" if ends else ""))
+        if ends:
+            time.sleep(max(0.0, ends - offset - lead - time.time()))
         value = ctx.setting("cookie")
         ctx.timeline.injected_at = time.monotonic()
-        push = ctx.scratch["push"] = sdbus.confirm_write(ctx.node, sdbus.write_cookie(ctx.node, push, value))
+        # Confirmed by the Pings that drive the bus past 2^32 at once (each
+        # reply is one send of PID 1's).
+        push = ctx.scratch["push"] = sdbus.confirm_write(ctx.node, sdbus.write_cookie(ctx.node, push, value),
+                                                         pings=sdbus.UINT32_MAX - min(value, sdbus.UINT32_MAX) + 4)
+        serials = ctx.scratch["inject_pings"] = push.serials_after
+        answered = not serials or serials[-1] is not None
+        if ends:
+            time.sleep(max(0.0, ends - offset + 1.1 - time.time()))   # finishedAt has whole seconds
+        for name in RESTARTERS:
+            ctx.kube.core.patch_namespaced_pod(name, ctx.kube.namespace, {"metadata": {"annotations": {
+                "nodelab.io/cued": f"{ctx.timeline.since_injection():.1f}"}}})
+        ctx.scratch["restarts_cued_at"] = ctx.timeline.since_injection()
         # Did it take? gdb read the value back at the located address; then,
         # seen from outside, our Ping's reply carries a serial just above it,
         # or (a busy bus: more than 15 sends before our reply) the cookie read
@@ -157,13 +207,16 @@ class CookieOverflow(Scenario):
             or (sdbus.COOKIE_CYCLED <= now < sdbus.COOKIE_CYCLED + 0x10000 and push.before < sdbus.COOKIE_CYCLED))
         raw = "\n".join([f"located by: {push.located_by}", *push.verification, "", push.transcript, "", transcript])
         ctx.observe("cookie-set-by-gdb", INJECTION, took,
-                    f"PID 1 system-bus cookie {push.before} -> {value:#x} ({push.located_by}); next reply serial "
-                    f"{hex(after) if after is not None else 'none'}; cookie read again {now:#x}", raw)
+                    f"PID 1 system-bus cookie {push.before} (read {before:#x} just before) -> {value:#x} "
+                    f"({push.located_by}); next reply serial {hex(after) if after is not None else 'none'}; "
+                    f"{sum(1 for s in serials if s is not None)} Pings answered after it, then "
+                    f"{'none' if not answered else 'still answering'}; restarts cued at "
+                    f"+{ctx.scratch['restarts_cued_at']:.1f} s; cookie read again {now:#x}", raw)
 
     def detect(self, ctx: Context) -> None:
         node, push = ctx.node, ctx.scratch["push"]
-        # 1. Drive the bus: up to 40 system-bus Pings, as many as answer.
-        serials, last = [], None
+        # 1. Drive the bus on: up to 40 more system-bus Pings, as many as answer.
+        serials, last = [s for s in ctx.scratch.get("inject_pings", []) if s is not None], None
         for _ in range(40):
             last = sdbus.ping_systemd(node, timeout=5)
             if not last.answered:
@@ -189,6 +242,7 @@ class CookieOverflow(Scenario):
         # 3. Watch runc and the node's Ready condition.
         watch = ReadyWatch(ctx)
         stuck_seen = notready_seen = False
+        hold = ctx.scratch.get("restarts_cued_at", 0) + self.ready_hold_seconds
         while ctx.timeline.since_injection() < self.watch_seconds:
             if not stuck_seen and (stuck := runtime.stuck_runc(node)):
                 stuck_seen = True
@@ -205,10 +259,10 @@ class CookieOverflow(Scenario):
                 ctx.observe("dockerd-goroutines", EVIDENCE, "0 goroutines" not in summary, summary, dump)
                 watch.follow(ctx.setting("flap_seconds"))   # the flapping the sources describe
                 break
-            if not stuck_seen and wrapped and ctx.timeline.since_injection() >= self.ready_hold_seconds \
-                    and watch.last == "True":
+            if not stuck_seen and wrapped and ctx.timeline.since_injection() >= hold and watch.last == "True":
                 break
-            time.sleep(5)
+            # near PLEG's threshold, look every second: the ratio is measured on this
+            time.sleep(1 if ctx.timeline.since_injection() >= PLEG_THRESHOLD_S - 10 else 5)
         ctx.observe("ready-transitions", EVIDENCE, bool(watch.transitions),
                     f"{len(watch.transitions)} Ready transitions after injection", "\n".join(watch.transitions))
         held = ctx.timeline.since_injection()
@@ -220,7 +274,7 @@ class CookieOverflow(Scenario):
                         "the injection", deadline=self.watch_seconds)
         if not notready_seen and not stuck_seen:
             ctx.observe("node-ready-past-pleg-threshold", STEADY,
-                        watch.last == "True" and held >= self.ready_hold_seconds,
+                        watch.last == "True" and held >= hold,
                         f"Ready={watch.last} {held:.0f} s after injection, no runc stuck")
 
     def repair(self, ctx: Context) -> None:
@@ -288,6 +342,26 @@ class CookieOverflow(Scenario):
         if m:
             ctx.timings["pleg_last_relist_after_injection_s"] = round(notready_at - timefmt.go_duration(m.group(1)), 1)
         ctx.timings["notready_over_pleg_threshold"] = round(notready_at / PLEG_THRESHOLD_S, 3)
+
+
+def _back_off_ends(pod) -> float | None:
+    """When kubelet's restart back-off of the pod's container ends, on the
+    node's clock (epoch seconds): its last exit plus the back-off kubelet
+    states ("back-off 20s restarting failed container=..."), or None."""
+    st = (pod.status.container_statuses or [None])[0] if pod is not None and pod.status else None
+    waiting = st.state.waiting if st and st.state else None
+    ended = st.last_state.terminated if st and st.last_state else None
+    m = BACK_OFF_MESSAGE.search(waiting.message or "") if waiting else None
+    if not (m and ended and ended.finished_at):
+        return None
+    return ended.finished_at.timestamp() + timefmt.go_duration(m.group(1))
+
+
+def _node_clock_offset(node) -> float:
+    """The node's clock minus the lab's, in seconds (a VM keeps its own)."""
+    t0 = time.time()
+    node_now = float(node.run(["date", "+%s.%N"]).stdout.strip())
+    return node_now - (t0 + time.time()) / 2
 
 
 SCENARIO = CookieOverflow()

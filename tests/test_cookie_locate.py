@@ -43,6 +43,16 @@ class FakeSystemd(Node):
             return Result(0, "".join(f"{a:x} {v:x}\n" for a, v in self.heap.items() if lo <= v <= hi), "")
         if argv[0] == sdbus.PROCMEM_IN_NODE and argv[1] == "read":
             return Result(0, "".join(f"{int(a, 16):x} {self.heap[int(a, 16)]:x}\n" for a in argv[3:]), "")
+        if argv[:2] == ["sh", "-c"] and "dbus-send" in argv[2]:   # sdbus.drive_bus: Pings in a loop
+            lines = []
+            for _ in range(int(re.search(r"seq (\d+)", argv[2]).group(1))):
+                self.heap[self.COOKIE] += 1
+                if self.heap[self.COOKIE] > sdbus.UINT32_MAX:   # pre-v242: every send past 2^32 fails
+                    lines.append("unanswered: Error org.freedesktop.DBus.Error.NoReply: Did not receive a reply.")
+                    break
+                lines.append(f"method return time=1 sender=:1.1 -> destination=:1.9 "
+                             f"serial={self.heap[self.COOKIE]} reply_serial=2")
+            return Result(0, "".join(f"{line}\n" for line in lines), "")
         if argv[0] == "sh":
             commands = argv[7:][3::4]   # -ex "echo MARK" -ex COMMAND, per command
             self.gdb_runs.append(commands)
@@ -180,3 +190,11 @@ def test_procmem_finds_and_reads_a_live_processes_counter_without_stopping_it(mo
         child.wait()
     bad = subprocess.run([str(binary), "scan", "1", "x", "2"], capture_output=True, text=True, timeout=10)
     assert bad.returncode == 2
+
+
+def test_driving_the_bus_past_2_32_stops_at_the_first_unanswered_ping():
+    node = FakeSystemd({}, symbols=False)
+    push = sdbus.locate_cookie(node)
+    sdbus.confirm_write(node, sdbus.write_cookie(node, push, 0xFFFFFFF0), pings=20)
+    assert push.reply_serial_after == 0xFFFFFFF1
+    assert push.serials_after[-2:] == [0xFFFFFFFF, None] and len(push.serials_after) == 16

@@ -53,6 +53,25 @@ def ping_systemd(node: Node, timeout: float = 5) -> Ping:
                 round(time.monotonic() - t0, 2), (res.stdout + res.stderr).strip())
 
 
+def drive_bus(node: Node, pings: int, timeout: float = 1) -> list[int | None]:
+    """Up to `pings` system-bus Pings to systemd1 from one shell in the node,
+    one after another, stopping at the first that gets no answer within
+    `timeout` s: each reply is one send of PID 1's, so this moves its cookie
+    on by as many. The reply serials, None last for an unanswered Ping."""
+    call = " ".join([*PING[:3], f"--reply-timeout={int(timeout * 1000)}", *PING[3:]])
+    script = (f'for i in $(seq {pings}); do out=$({call} 2>&1) || {{ echo "unanswered: $out"; break; }}; '
+              f'echo "$out" | head -n 1; done')
+    res = node.run(["sh", "-c", script], timeout=pings * (timeout + 5) + 10, check=False)
+    serials: list[int | None] = []
+    for line in res.stdout.splitlines():
+        m = re.search(r"\bserial=(\d+)", line)
+        if line.startswith("unanswered:"):
+            serials.append(None)
+        elif m:
+            serials.append(int(m.group(1)))
+    return serials
+
+
 def private_socket_answers(node: Node) -> tuple[bool, str]:
     """systemctl talks to PID 1 over /run/systemd/private, not dbus-daemon."""
     res = node.run(["systemctl", "show", "-p", "Version"], timeout=15, check=False)
@@ -72,6 +91,7 @@ class CookiePush:
     before: int | None = None
     written: int | None = None
     reply_serial_after: int | None = None
+    serials_after: list = field(default_factory=list)   # confirm_write's Pings, None last if unanswered
     verification: list[str] = field(default_factory=list)
     transcript: str = ""
 
@@ -165,12 +185,14 @@ def write_cookie(node: Node, push: CookiePush, value: int) -> CookiePush:
     return push
 
 
-def confirm_write(node: Node, push: CookiePush) -> CookiePush:
-    """Seen from outside PID 1: the serial of systemd's reply to our next Ping
+def confirm_write(node: Node, push: CookiePush, pings: int = 1) -> CookiePush:
+    """Seen from outside PID 1: the serials of systemd's replies to our next
+    `pings` Pings (drive_bus), the first of them the write's confirmation
     (none if the bus has died first)."""
-    ping = ping_systemd(node, timeout=5)
-    push.reply_serial_after = ping.serial
-    push.verification.append(f"next Ping reply serial {hex(ping.serial) if ping.serial is not None else 'none'}")
+    push.serials_after = drive_bus(node, pings)
+    push.reply_serial_after = push.serials_after[0] if push.serials_after else None
+    push.verification.append(f"next Ping reply serial "
+                             f"{hex(push.reply_serial_after) if push.reply_serial_after is not None else 'none'}")
     return push
 
 
