@@ -106,7 +106,10 @@ class ZombieFlood(Scenario):
     keyed_on_packages = False
     key_symptoms = ("zombies-pile-up", "pid-space-exhausted", "fork-failures-logged")
     # Zombies, PIDs and fork failures are read from the host's /proc and
-    # cgroupfs, which keep answering when the node itself cannot fork.
+    # cgroupfs, which keep answering when the node itself cannot fork. A VM
+    # (its own pid_max: dockerd's ENOSPC, the source's line) is read over SSH,
+    # which forks in the VM: skipped there (README, VM nodes, says what a
+    # fork-free channel would take).
     requires = ("host_sees_node_processes",)
     settle_seconds = 90
     detector_unjudged = {"systemd-tasksmax": "the pod's own task cap contains the flood, so the node is immune, "
