@@ -77,8 +77,9 @@ PROBE_POD, RESTARTER_POD, AFTER_POD = "cookie-probed", "cookie-restarter", "cook
 # first relist that meets two (two pods' events) takes 4 min and wedges PLEG.
 RESTARTERS = (RESTARTER_POD, f"{RESTARTER_POD}-2")
 RESTARTER_RUN_SECONDS = 5
-RESTARTS_BEFORE_INJECTION = 2   # back-off is then 20 s or more: the bus dies well within it
-BACK_OFF_MESSAGE = re.compile(r"back-off (\S+) restarting failed container")
+# Back-off is then 40 s. kubelet states it only at its next sync after the
+# exit (10-15 s later), and the write must start before it ends.
+RESTARTS_BEFORE_INJECTION = 3
 PLEG_PREFIX = "PLEG is not healthy"
 PLEG_LAST_SEEN = re.compile(r"pleg was last seen active (\S+) ago")
 PLEG_THRESHOLD_S = 180
@@ -89,11 +90,10 @@ class CookieOverflow(Scenario):
     record = RECORD
     primary_targets = ("xenial-ga", "bookworm")
     key_symptoms = ("system-bus-call-to-systemd1-times-out", "node-notready-pleg")
-    # How long detection watches for NotReady, and how long an immune node
-    # must stay Ready after the injection (PLEG threshold 3 min + margin).
     defaults = {
-        "cookie": Setting(0xFFFFFFF0, "the value gdb writes into PID 1's system-bus cookie (sends left before "
-                                      "2^32: 0xffffffff minus it)", at_most=2**64 - 1),
+        "cookie": Setting(0xFFFFFFF0, "the value gdb writes into PID 1's system-bus cookie; the lab's Pings then "
+                                      "drive it past 2^32 at once (0xffffffff minus it, at most 64)",
+                          at_least=sdbus.UINT32_MAX - 64, at_most=2**64 - 1),
         "flap_seconds": Setting(45, "how long the Ready/NotReady flapping after the first NotReady is watched"),
     }
     # The flapping the sources describe (runtime calls time out after 2 min,
@@ -112,7 +112,7 @@ class CookieOverflow(Scenario):
     # An immune node must stay Ready this long after the restarts were cued:
     # an affected node's PLEG wedges in the first relist after them (within
     # 2 s), is unhealthy 180 s later, and kubelet says so within its 2 s
-    # status period; 20 s of margin. (runc stuck, the earlier sign, shows at
+    # status period; 18 s of margin. (runc stuck, the earlier sign, shows at
     # +30 s.)
     ready_hold_seconds = PLEG_THRESHOLD_S + 20
     # After daemon-reexec the recovery's evidence is the bus answering, no runc
@@ -163,34 +163,43 @@ class CookieOverflow(Scenario):
                 s = seen[name]
                 s["reason"] = workload.waiting_reason(pod)
                 s["was_running"] = s["was_running"] or s["reason"] == ""
-                s["ends"] = _back_off_ends(pod) if s["reason"] == "CrashLoopBackOff" else None
+                s["ends"] = workload.back_off_ends(pod) if s["reason"] == "CrashLoopBackOff" else None
             return all(s["was_running"] and s["ends"] for s in seen.values())
 
         waited = ctx.until(in_back_off, 120, every=0.5)
-        ends = max((s["ends"] for s in seen.values() if s["ends"]), default=None)
+        ends = [s["ends"] for s in seen.values() if s["ends"]]
+        first, last = (min(ends), max(ends)) if waited else (None, None)
         # The node's clock (kubelet's back-off) against the lab's; the time a
-        # gdb batch takes on this node (attach, print, detach) is the write's.
-        offset, t0 = _node_clock_offset(ctx.node), time.monotonic()
-        before, _ = sdbus.read_cookie(ctx.node, push)
-        gdb_s = time.monotonic() - t0
-        lead = gdb_s + 1.5
+        # read of PID 1's memory and a gdb batch (attach, print, detach) take
+        # on this node are the write's.
+        offset, rtt = _node_clock(ctx.node)
+        t0 = time.monotonic()
+        sdbus.track(ctx.node, push)
+        t1 = time.monotonic()
+        before_write, _ = sdbus.read_cookie(ctx.node, push)
+        lead = (time.monotonic() - t0) + 1.5
         ctx.observe("restarters-in-back-off", EVIDENCE, waited,
                     "; ".join(f"{n} {seen[n]['reason'] or 'not waiting'}" for n in RESTARTERS) +
-                    (f"; back-off ends at {time.strftime('%H:%M:%S', time.localtime(ends - offset))} (node clock "
-                     f"{offset:+.2f} s from the lab's); a gdb batch took {gdb_s:.1f} s, so the write starts "
-                     f"{lead:.1f} s before" if ends else ""))
-        if ends:
-            time.sleep(max(0.0, ends - offset - lead - time.time()))
+                    (f"; back-offs end at {_clock(first - offset)} and {_clock(last - offset)} (node clock "
+                     f"{offset:+.2f} s from the lab's, read in {rtt:.2f} s); reading PID 1's memory took "
+                     f"{t1 - t0:.1f} s and a gdb batch {time.monotonic() - t1:.1f} s, so the write is to start "
+                     f"{lead:.1f} s before the first ends" if waited else ""))
+        if first:
+            time.sleep(max(0.0, first - offset - lead - time.time()))
         value = ctx.setting("cookie")
         ctx.timeline.injected_at = time.monotonic()
+        ahead = round(first - offset - time.time(), 1) if first else None
+        if ahead is not None:
+            ctx.timings["write_before_back_off_end_s"] = ahead   # negative: late, a restart may beat the bus
+        sdbus.track(ctx.node, push)   # where the cookie is now, for write_cookie's guard
         # Confirmed by the Pings that drive the bus past 2^32 at once (each
         # reply is one send of PID 1's).
         push = ctx.scratch["push"] = sdbus.confirm_write(ctx.node, sdbus.write_cookie(ctx.node, push, value),
                                                          pings=sdbus.UINT32_MAX - min(value, sdbus.UINT32_MAX) + 4)
         serials = ctx.scratch["inject_pings"] = push.serials_after
-        answered = not serials or serials[-1] is not None
-        if ends:
-            time.sleep(max(0.0, ends - offset + 1.1 - time.time()))   # finishedAt has whole seconds
+        if last:   # finishedAt has whole seconds; the clock offset is known to half a round trip
+            time.sleep(max(0.0, last - offset + 1.1 + rtt / 2 - time.time()))
+        ctx.scratch["restarts_at_cue"] = [workload.phase_and_restarts(ctx.kube.pod(n))[1] for n in RESTARTERS]
         for name in RESTARTERS:
             ctx.kube.core.patch_namespaced_pod(name, ctx.kube.namespace, {"metadata": {"annotations": {
                 "nodelab.io/cued": f"{ctx.timeline.since_injection():.1f}"}}})
@@ -206,12 +215,17 @@ class CookieOverflow(Scenario):
             (after is not None and value < after <= value + 0x10) or now > value
             or (sdbus.COOKIE_CYCLED <= now < sdbus.COOKIE_CYCLED + 0x10000 and push.before < sdbus.COOKIE_CYCLED))
         raw = "\n".join([f"located by: {push.located_by}", *push.verification, "", push.transcript, "", transcript])
+        driven = ("no Pings ran" if not serials else
+                  f"{sum(1 for s in serials if s is not None)} Pings answered after it, then "
+                  f"{'none' if serials[-1] is None else 'still answering'}")
+        timing = (f"written {ahead:.1f} s before the first back-off ended" if ahead is None or ahead >= 0 else
+                  f"written {-ahead:.1f} s AFTER the first back-off ended (a restart may have beaten the bus)") \
+            if first else "back-off not seen: written at once"
         ctx.observe("cookie-set-by-gdb", INJECTION, took,
-                    f"PID 1 system-bus cookie {push.before} (read {before:#x} just before) -> {value:#x} "
+                    f"PID 1 system-bus cookie {push.before} (gdb read {before_write:#x} before) -> {value:#x} "
                     f"({push.located_by}); next reply serial {hex(after) if after is not None else 'none'}; "
-                    f"{sum(1 for s in serials if s is not None)} Pings answered after it, then "
-                    f"{'none' if not answered else 'still answering'}; restarts cued at "
-                    f"+{ctx.scratch['restarts_cued_at']:.1f} s; cookie read again {now:#x}", raw)
+                    f"{driven}; {timing}; restarts cued at +{ctx.scratch['restarts_cued_at']:.1f} s; cookie read "
+                    f"again {now:#x}", raw)
 
     def detect(self, ctx: Context) -> None:
         node, push = ctx.node, ctx.scratch["push"]
@@ -263,6 +277,14 @@ class CookieOverflow(Scenario):
                 break
             # near PLEG's threshold, look every second: the ratio is measured on this
             time.sleep(1 if ctx.timeline.since_injection() >= PLEG_THRESHOLD_S - 10 else 5)
+        at_cue = ctx.scratch.get("restarts_at_cue")
+        if at_cue:
+            now_counts = [workload.phase_and_restarts(ctx.kube.pod(n))[1] for n in RESTARTERS]
+            rose = all(b > a for a, b in zip(at_cue, now_counts))
+            ctx.observe("restarts-after-cue", EVIDENCE, True,
+                        f"restart counts of {' and '.join(RESTARTERS)}: {at_cue} when cued, {now_counts} now: "
+                        + ("both restarted after the bus went past 2^32" if rose else
+                           "not both restarted (a restart hung in runc is not counted)"))
         ctx.observe("ready-transitions", EVIDENCE, bool(watch.transitions),
                     f"{len(watch.transitions)} Ready transitions after injection", "\n".join(watch.transitions))
         held = ctx.timeline.since_injection()
@@ -344,24 +366,17 @@ class CookieOverflow(Scenario):
         ctx.timings["notready_over_pleg_threshold"] = round(notready_at / PLEG_THRESHOLD_S, 3)
 
 
-def _back_off_ends(pod) -> float | None:
-    """When kubelet's restart back-off of the pod's container ends, on the
-    node's clock (epoch seconds): its last exit plus the back-off kubelet
-    states ("back-off 20s restarting failed container=..."), or None."""
-    st = (pod.status.container_statuses or [None])[0] if pod is not None and pod.status else None
-    waiting = st.state.waiting if st and st.state else None
-    ended = st.last_state.terminated if st and st.last_state else None
-    m = BACK_OFF_MESSAGE.search(waiting.message or "") if waiting else None
-    if not (m and ended and ended.finished_at):
-        return None
-    return ended.finished_at.timestamp() + timefmt.go_duration(m.group(1))
-
-
-def _node_clock_offset(node) -> float:
-    """The node's clock minus the lab's, in seconds (a VM keeps its own)."""
+def _node_clock(node) -> tuple[float, float]:
+    """The node's clock minus the lab's, in seconds (a VM keeps its own), and
+    the round trip it was read in (the offset is known to half of it)."""
     t0 = time.time()
     node_now = float(node.run(["date", "+%s.%N"]).stdout.strip())
-    return node_now - (t0 + time.time()) / 2
+    t1 = time.time()
+    return node_now - (t0 + t1) / 2, t1 - t0
+
+
+def _clock(epoch: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch)) + f".{int(epoch % 1 * 10)}"
 
 
 SCENARIO = CookieOverflow()

@@ -20,8 +20,9 @@ kubelet's back. After every wave: /proc/cgroups memory num_cgroups against
 the live directories, the time to read root's and kubepods.slice's
 memory.stat (the fastest of many reads in one process, lab/assets/
 nodelab-readtime.c: a busy kubelet stretches reads, never shortens them),
-and kubelet's CPU. The cost is zombies x ~70 stat items x possible CPUs: a 2-vCPU VM shows fractions of a millisecond where the
-source's servers showed seconds, so the node VM boots with
+and kubelet's CPU. The cost is zombies x ~70 stat items x possible CPUs: a
+2-vCPU VM shows fractions of a millisecond where the source's servers
+showed seconds, so the node VM boots with
 `possible_cpus=N` (the `possible_cpus` setting; hotpluggable CPUs that never
 come online, as on large servers: 4.4 sums its per-CPU counters over them,
 6.1 does not walk the dead cgroups at all). Every report says so.
@@ -268,13 +269,12 @@ def _sample(ctx: Context, settle: float = 30) -> dict:
     kubelet free exited containers' files, and with them zombies, for a while
     after a wave; a sample taken in that flux once counted 114 cgroups and
     then read memory.stat faster than with 50."""
-    s, t0 = _counts(ctx), time.monotonic()
-    while time.monotonic() - t0 < settle:
+    s, t0, still = _counts(ctx), time.monotonic(), False
+    while not still and time.monotonic() - t0 < settle:
         time.sleep(3)
         now = _counts(ctx)
-        if now == s:
-            break
-        s = now
+        still, s = now == s, now
+    s["settled"] = still
     timed = ctx.node.run([STAT_READER, str(ctx.setting("reads")), *STAT_FILES], timeout=300).stdout.split("\n")
     # per file: MIN_US MEDIAN_US MEAN_US MAX_US BYTES
     (s["root_us"], s["root_median_us"]), (s["kubepods_us"], s["kubepods_median_us"]) = (
@@ -285,7 +285,8 @@ def _sample(ctx: Context, settle: float = 30) -> dict:
 def _describe(s: dict) -> str:
     return (f"{s['num_cgroups']} memory cgroups, {s['live']} live directories ({s['zombies']} zombies), "
             f"memory.stat {s['root_us']} us at root, {s['kubepods_us']} us at kubepods.slice (fastest of "
-            f"the reads; medians {s['root_median_us']}, {s['kubepods_median_us']} us)")
+            f"the reads; medians {s['root_median_us']}, {s['kubepods_median_us']} us)"
+            + ("" if s.get("settled", True) else "; the counts were still moving after 30 s"))
 
 
 def _kubelet_cpu(ctx: Context, seconds: int) -> float:

@@ -34,8 +34,9 @@ def test_unknown_command_is_a_usage_error(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["run", "cookie", "--param", "cokie=1"], "scenario cookie has no parameter 'cokie'; its parameters: cookie, flap_seconds, kubelet_flags"),
     (["run", "cookie", "--param", "cookie=0xzz"], "--param cookie=0xzz: cookie is a whole number (decimal or 0x-hex) in cookie"),
-    (["run", "cookie", "--param", "cookie=-1"], "--param cookie=-1: must be at least 0 and at most 0xffffffffffffffff"),
-    (["run", "cookie", "--param", "cookie=0x10000000000000000"], "must be at least 0 and at most 0xffffffffffffffff"),
+    (["run", "cookie", "--param", "cookie=-1"], "--param cookie=-1: must be at least 0xffffffbf and at most 0xffffffffffffffff"),
+    (["run", "cookie", "--param", "cookie=0"], "--param cookie=0: must be at least 0xffffffbf"),
+    (["run", "cookie", "--param", "cookie=0x10000000000000000"], "must be at least 0xffffffbf and at most 0xffffffffffffffff"),
     (["run", "cookie", "--repeat", "0"], "--repeat must be at least 1"),
     (["run", "cookie", "--param", "cookie"], "--param takes KEY=VALUE, not 'cookie'"),
     (["run", "zombies", "--param", "pid1=bash"], "--param pid1=bash: one of supercronic, tini"),
@@ -65,10 +66,10 @@ def test_a_bad_parameter_is_one_line_and_no_node_starts(argv, message, capsys, m
 def test_a_good_hex_parameter_parses():
     from lab.scenario import catalog
     from lab.scenario.params import check
-    assert check(catalog.get("cookie"), {"cookie": "0xffffff00"}) == {"cookie": 0xFFFFFF00}
+    assert check(catalog.get("cookie"), {"cookie": "0xffffffc0"}) == {"cookie": 0xFFFFFFC0}
 
 
 def test_scenarios_lists_each_scenarios_parameters(capsys):
     assert main(["scenarios", "cookie"]) == 0
     out = capsys.readouterr().out
-    assert "primary runs: xenial-ga, bookworm" in out and "cookie (number, default 4294967280, 0..18446744073709551615)" in out
+    assert "primary runs: xenial-ga, bookworm" in out and "cookie (number, default 4294967280, 4294967231..18446744073709551615)" in out

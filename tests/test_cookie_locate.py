@@ -45,7 +45,7 @@ class FakeSystemd(Node):
             return Result(0, "".join(f"{int(a, 16):x} {self.heap[int(a, 16)]:x}\n" for a in argv[3:]), "")
         if argv[:2] == ["sh", "-c"] and "dbus-send" in argv[2]:   # sdbus.drive_bus: Pings in a loop
             lines = []
-            for _ in range(int(re.search(r"seq (\d+)", argv[2]).group(1))):
+            for _ in range(int(re.search(r"-lt (\d+)", argv[2]).group(1))):
                 self.heap[self.COOKIE] += 1
                 if self.heap[self.COOKIE] > sdbus.UINT32_MAX:   # pre-v242: every send past 2^32 fails
                     lines.append("unanswered: Error org.freedesktop.DBus.Error.NoReply: Did not receive a reply.")
@@ -198,3 +198,16 @@ def test_driving_the_bus_past_2_32_stops_at_the_first_unanswered_ping():
     sdbus.confirm_write(node, sdbus.write_cookie(node, push, 0xFFFFFFF0), pings=20)
     assert push.reply_serial_after == 0xFFFFFFF1
     assert push.serials_after[-2:] == [0xFFFFFFFF, None] and len(push.serials_after) == 16
+
+
+def test_the_cookie_is_read_again_before_a_late_write_and_a_leap_is_refused():
+    node = FakeSystemd({}, drift=1, symbols=False)
+    push = sdbus.locate_cookie(node)
+    node.heap[FakeSystemd.COOKIE] += 3 * sdbus.WINDOW        # a busy bus while the lab waited
+    sdbus.track(node, push)
+    sdbus.write_cookie(node, push, 0xFFFFFFF0)
+    assert push.written == 0xFFFFFFF0
+    push2 = sdbus.locate_cookie(node)
+    node.heap[FakeSystemd.COOKIE] = 5                        # went backwards: not the cookie any more
+    with pytest.raises(sdbus.InjectionFailed, match="no longer tracks"):
+        sdbus.track(node, push2)

@@ -49,8 +49,8 @@ def test_the_made_test_hands_target_variant_and_its_own_params_to_the_run(monkey
         module = type("module", (), {"SCENARIO": cookie})
         config = type("config", (), {"stash": {}})()
     # --param cycles belongs to another scenario (mountunits): cookie's run does not get it.
-    pytest_plugin._scenario_test("the lab", "xenial-ga", "", {"cookie": "4294967040", "cycles": "2"}, Request(), print)
-    assert seen == [("the lab", cookie, "xenial-ga", "", {"cookie": "4294967040"})]
+    pytest_plugin._scenario_test("the lab", "xenial-ga", "", {"cookie": "4294967232", "cycles": "2"}, Request(), print)
+    assert seen == [("the lab", cookie, "xenial-ga", "", {"cookie": "4294967232"})]
 
 
 def test_a_run_with_the_expected_verdict_still_fails_when_its_detector_failed(monkeypatch):

@@ -1,5 +1,6 @@
 """Small pods bound straight to a node (no scheduler), from the lab's busybox image."""
 
+import re
 import time
 
 from lab import timefmt
@@ -32,6 +33,24 @@ def waiting_reason(pod_obj) -> str:
     if statuses and statuses[0].state and statuses[0].state.waiting:
         return statuses[0].state.waiting.reason or ""
     return ""
+
+
+BACK_OFF_MESSAGE = re.compile(r"back-off (\S+) restarting failed container")
+
+
+def back_off_ends(pod_obj) -> float | None:
+    """When kubelet's restart back-off of the pod's first container ends, on
+    the node's clock (epoch seconds): its last exit (whole seconds) plus the
+    back-off kubelet states ("back-off 20s restarting failed container=..."),
+    or None while it is not in back-off."""
+    statuses = (pod_obj.status.container_statuses or []) if pod_obj is not None and pod_obj.status else []
+    st = statuses[0] if statuses else None
+    waiting = st.state.waiting if st and st.state else None
+    ended = st.last_state.terminated if st and st.last_state else None
+    m = BACK_OFF_MESSAGE.search(waiting.message or "") if waiting else None
+    if not (m and ended and ended.finished_at):
+        return None
+    return ended.finished_at.timestamp() + timefmt.go_duration(m.group(1))
 
 
 def running_within(kube, pod: str, seconds: float, every: float = 1) -> bool:

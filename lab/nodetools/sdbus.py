@@ -26,6 +26,7 @@ from lab.backends.node import Node
 
 PING = ["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.systemd1",
         "/org/freedesktop/systemd1", "org.freedesktop.DBus.Peer.Ping"]
+SERIAL = re.compile(r"\bserial=(\d+)")   # the reply's own serial, not reply_serial=
 UINT32_MAX = 0xFFFFFFFF
 COOKIE_CYCLED = 0x80000000
 PROCMEM_IN_NODE = "/usr/local/sbin/nodelab-procmem"
@@ -33,6 +34,7 @@ PROCMEM_IN_NODE = "/usr/local/sbin/nodelab-procmem"
 # read (other messages PID 1 sends meanwhile), and how many rounds a located
 # address must track the serials before anything is written to it.
 WINDOW = 4096
+MAX_DRIVE = 100   # Pings drive_bus sends at most
 MIN_ROUNDS, MAX_ROUNDS = 3, 8
 
 
@@ -44,30 +46,35 @@ class Ping:
     raw: str
 
 
+def _ping_argv(timeout: float) -> list[str]:
+    return [*PING[:3], f"--reply-timeout={int(timeout * 1000)}", *PING[3:]]
+
+
 def ping_systemd(node: Node, timeout: float = 5) -> Ping:
     """A system-bus call to org.freedesktop.systemd1, through dbus-daemon."""
     t0 = time.monotonic()
-    res = node.run([*PING[:3], f"--reply-timeout={int(timeout * 1000)}", *PING[3:]], timeout=timeout + 5, check=False)
-    m = re.search(r"\bserial=(\d+)", res.stdout)
+    res = node.run(_ping_argv(timeout), timeout=timeout + 5, check=False)
+    m = SERIAL.search(res.stdout)
     return Ping(res.ok and m is not None, int(m.group(1)) if m else None,
                 round(time.monotonic() - t0, 2), (res.stdout + res.stderr).strip())
 
 
 def drive_bus(node: Node, pings: int, timeout: float = 1) -> list[int | None]:
-    """Up to `pings` system-bus Pings to systemd1 from one shell in the node,
-    one after another, stopping at the first that gets no answer within
-    `timeout` s: each reply is one send of PID 1's, so this moves its cookie
-    on by as many. The reply serials, None last for an unanswered Ping."""
-    call = " ".join([*PING[:3], f"--reply-timeout={int(timeout * 1000)}", *PING[3:]])
-    script = (f'for i in $(seq {pings}); do out=$({call} 2>&1) || {{ echo "unanswered: $out"; break; }}; '
-              f'echo "$out" | head -n 1; done')
+    """Up to `pings` (at most MAX_DRIVE) system-bus Pings to systemd1 from one
+    shell in the node, one after another, stopping at the first that gets no
+    answer within `timeout` s: each reply is one send of PID 1's, so this
+    moves its cookie on by as many. The reply serials, None last for an
+    unanswered Ping; a reply whose first line shows no serial is left out."""
+    pings = max(0, min(pings, MAX_DRIVE))
+    script = (f'i=0; while [ $i -lt {pings} ]; do i=$((i + 1)); out=$({" ".join(_ping_argv(timeout))} 2>&1) || '
+              f'{{ echo "unanswered: $out" | head -n 1; break; }}; echo "$out" | head -n 1; done')
     res = node.run(["sh", "-c", script], timeout=pings * (timeout + 5) + 10, check=False)
     serials: list[int | None] = []
     for line in res.stdout.splitlines():
-        m = re.search(r"\bserial=(\d+)", line)
         if line.startswith("unanswered:"):
             serials.append(None)
-        elif m:
+            break
+        if m := SERIAL.search(line):
             serials.append(int(m.group(1)))
     return serials
 
@@ -91,7 +98,7 @@ class CookiePush:
     before: int | None = None
     written: int | None = None
     reply_serial_after: int | None = None
-    serials_after: list = field(default_factory=list)   # confirm_write's Pings, None last if unanswered
+    serials_after: list[int | None] = field(default_factory=list)   # confirm_write's Pings, None last if unanswered
     verification: list[str] = field(default_factory=list)
     transcript: str = ""
 
@@ -166,6 +173,20 @@ def locate_cookie(node: Node) -> CookiePush:
         push.located_by += f", which gdb's debug symbols show is bus->cookie of the system bus {push.bus:#x}"
         push.verification.append(f"debug symbols: offsetof(struct sd_bus, cookie) = {check.number(0):#x}; "
                                  f"bus {push.bus:#x} is_system = true")
+    return push
+
+
+def track(node: Node, push: CookiePush) -> CookiePush:
+    """The located cookie read again through /proc/1/mem (no ptrace), so that
+    a write long after locate_cookie is guarded by where the cookie is now
+    (write_cookie refuses beyond WINDOW of it). Refuses an address whose value
+    went backwards or leapt: it no longer tracks the serials."""
+    now = _procmem(node, "read", "1", hex(push.address)).get(push.address)
+    if now is None or not push.before <= now <= push.before + 2**20:
+        raise InjectionFailed(f"the located cookie at {push.address:#x} went from {push.before} to {now}: "
+                              f"refusing to write to an address that no longer tracks systemd's serials")
+    push.verification.append(f"read again before the write: {push.before} -> {now}")
+    push.before = now
     return push
 
 

@@ -67,7 +67,8 @@ def check(scenario, given: dict) -> dict:
             if parsed[name] < kind.at_least or (kind.at_most is not None and parsed[name] > kind.at_most):
                 top = f" and at most {kind.at_most:#x}" if kind.at_most is not None and kind.at_most > 2**20 else \
                     f" and at most {kind.at_most}" if kind.at_most is not None else ""
-                raise LabError(f"--param {name}={value}: must be at least {kind.at_least}{top}")
+                bottom = f"{kind.at_least:#x}" if kind.at_least > 2**20 else kind.at_least
+                raise LabError(f"--param {name}={value}: must be at least {bottom}{top}")
             continue
         if kind.choices and value not in kind.choices:
             raise LabError(f"--param {name}={value}: one of {', '.join(kind.choices)}")
