@@ -14,12 +14,21 @@ STUCK_SECONDS = 30   # a runc call older than this is stuck (they take well unde
 
 
 def stuck_runc(node: Node, older_than: int = STUCK_SECONDS) -> list[str]:
-    """`ps` lines of runc processes running for longer than `older_than` seconds."""
-    out = node.run(["ps", "-eo", "pid,etimes,comm,args"], check=False).stdout
+    """`ps` lines of runc processes running for longer than `older_than` seconds.
+    A process caught while runc is still setting it up can show an elapsed
+    time of billions of seconds (seen: `4123168608 runc:[0:PARENT] runc init`
+    on a healthy node); anything older than the node's uptime is such a
+    misreading, not a stuck call."""
+    out = node.run(["sh", "-c", "cat /proc/uptime; ps -eo pid,etimes,comm,args"], check=False).stdout
+    lines = out.splitlines()
+    try:
+        uptime = float(lines[0].split()[0])
+    except (IndexError, ValueError):
+        return []
     stuck = []
-    for line in out.splitlines()[1:]:
+    for line in lines[2:]:   # past the uptime and ps's header
         parts = line.split(None, 3)
-        if len(parts) == 4 and parts[2].startswith("runc") and int(parts[1]) > older_than:
+        if len(parts) == 4 and parts[2].startswith("runc") and older_than < int(parts[1]) <= uptime:
             stuck.append(line.strip())
     return stuck
 
