@@ -136,7 +136,7 @@ class CookieOverflow(Scenario):
 
         def workload_running() -> bool:
             seen["probe"] = workload.phase_and_restarts(ctx.kube.pod(PROBE_POD))[0]
-            seen["restarts"] = [workload.phase_and_restarts(ctx.kube.pod(n))[1] for n in RESTARTERS]
+            seen["restarts"] = _restarts(ctx)
             return seen["probe"] == "Running" and min(seen["restarts"]) >= RESTARTS_BEFORE_INJECTION
 
         ctx.observe("workload-running", STEADY, ctx.until(workload_running, 180, every=2),
@@ -199,7 +199,7 @@ class CookieOverflow(Scenario):
         serials = ctx.scratch["inject_pings"] = push.serials_after
         if last:   # finishedAt has whole seconds; the clock offset is known to half a round trip
             time.sleep(max(0.0, last - offset + 1.1 + rtt / 2 - time.time()))
-        ctx.scratch["restarts_at_cue"] = [workload.phase_and_restarts(ctx.kube.pod(n))[1] for n in RESTARTERS]
+        ctx.scratch["restarts_at_cue"] = _restarts(ctx)
         for name in RESTARTERS:
             ctx.kube.core.patch_namespaced_pod(name, ctx.kube.namespace, {"metadata": {"annotations": {
                 "nodelab.io/cued": f"{ctx.timeline.since_injection():.1f}"}}})
@@ -279,7 +279,7 @@ class CookieOverflow(Scenario):
             time.sleep(1 if ctx.timeline.since_injection() >= PLEG_THRESHOLD_S - 10 else 5)
         at_cue = ctx.scratch.get("restarts_at_cue")
         if at_cue:
-            now_counts = [workload.phase_and_restarts(ctx.kube.pod(n))[1] for n in RESTARTERS]
+            now_counts = _restarts(ctx)
             rose = all(b > a for a, b in zip(at_cue, now_counts))
             ctx.observe("restarts-after-cue", EVIDENCE, True,
                         f"restart counts of {' and '.join(RESTARTERS)}: {at_cue} when cued, {now_counts} now: "
@@ -364,6 +364,11 @@ class CookieOverflow(Scenario):
         if m:
             ctx.timings["pleg_last_relist_after_injection_s"] = round(notready_at - timefmt.go_duration(m.group(1)), 1)
         ctx.timings["notready_over_pleg_threshold"] = round(notready_at / PLEG_THRESHOLD_S, 3)
+
+
+def _restarts(ctx: Context) -> list[int]:
+    """Each restarter's restart count, in RESTARTERS' order."""
+    return [workload.phase_and_restarts(ctx.kube.pod(n))[1] for n in RESTARTERS]
 
 
 def _node_clock(node) -> tuple[float, float]:

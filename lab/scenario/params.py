@@ -48,6 +48,11 @@ def declared(scenario) -> dict:
     return {**scenario.defaults, **scenario.options, **COMMON}
 
 
+def _bound(n: int) -> str:
+    """A range's end as the user would write it: hex where it is an address or a cookie."""
+    return f"{n:#x}" if n > 2**20 else str(n)
+
+
 def check(scenario, given: dict) -> dict:
     """The given parameters, parsed (numbers as int); one clear LabError for
     a parameter the scenario does not take or a value that does not fit."""
@@ -65,10 +70,8 @@ def check(scenario, given: dict) -> dict:
                 raise LabError(f"--param {name}={value}: {name} is a whole number (decimal or 0x-hex) in "
                                f"{scenario.name}: {kind.help}") from None
             if parsed[name] < kind.at_least or (kind.at_most is not None and parsed[name] > kind.at_most):
-                top = f" and at most {kind.at_most:#x}" if kind.at_most is not None and kind.at_most > 2**20 else \
-                    f" and at most {kind.at_most}" if kind.at_most is not None else ""
-                bottom = f"{kind.at_least:#x}" if kind.at_least > 2**20 else kind.at_least
-                raise LabError(f"--param {name}={value}: must be at least {bottom}{top}")
+                top = f" and at most {_bound(kind.at_most)}" if kind.at_most is not None else ""
+                raise LabError(f"--param {name}={value}: must be at least {_bound(kind.at_least)}{top}")
             continue
         if kind.choices and value not in kind.choices:
             raise LabError(f"--param {name}={value}: one of {', '.join(kind.choices)}")
