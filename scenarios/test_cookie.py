@@ -76,9 +76,15 @@ PROBE_POD, RESTARTER_POD, AFTER_POD = "cookie-probed", "cookie-restarter", "cook
 # 2-min runtime request timeout on it and completes, inside PLEG's 3 min; the
 # first relist that meets two (two pods' events) takes 4 min and wedges PLEG.
 RESTARTERS = (RESTARTER_POD, f"{RESTARTER_POD}-2")
-RESTARTER_RUN_SECONDS = 5
+# A restarter runs at least 2 s and exits at the node clock's next multiple of
+# 10 s: two started within a few seconds of each other exit together, so their
+# back-offs (same restart count) end together. kubelet's own resync (10-15 s,
+# jittered) restarts each pod on its own and drifts them apart (on a VM they
+# once ended 3 s apart: two relists, 1.7x the floor); the lab cues both at
+# each back-off end instead, so they start together.
+RESTARTER_COMMAND = "sleep 2; sleep $((10 - $(date +%s) % 10)); exit 1"
 # Back-off is then 40 s. kubelet states it only at its next sync after the
-# exit (10-15 s later), and the write must start before it ends.
+# exit, and the write must start before it ends.
 RESTARTS_BEFORE_INJECTION = 3
 PLEG_PREFIX = "PLEG is not healthy"
 PLEG_LAST_SEEN = re.compile(r"pleg was last seen active (\S+) ago")
@@ -131,17 +137,24 @@ class CookieOverflow(Scenario):
         ctx.kube.create_pod(workload.pod(PROBE_POD, node, image, "while :; do sleep 3600; done",
                                          probe=["/bin/true"], probe_period=2))
         for name in RESTARTERS:
-            ctx.kube.create_pod(workload.pod(name, node, image, f"sleep {RESTARTER_RUN_SECONDS}; exit 1"))
-        seen = {}
+            ctx.kube.create_pod(workload.pod(name, node, image, RESTARTER_COMMAND))
+        offset, rtt = ctx.node.clock_offset()
+        seen, cues, deadline = {}, 0, time.monotonic() + 240
 
         def workload_running() -> bool:
             seen["probe"] = workload.phase_and_restarts(ctx.kube.pod(PROBE_POD))[0]
-            seen["restarts"] = _restarts(ctx)
-            return seen["probe"] == "Running" and min(seen["restarts"]) >= RESTARTS_BEFORE_INJECTION
+            seen["restarts"] = counts = _restarts(ctx)
+            return seen["probe"] == "Running" and min(counts) >= RESTARTS_BEFORE_INJECTION \
+                and len(set(counts)) == 1
 
-        ctx.observe("workload-running", STEADY, ctx.until(workload_running, 180, every=2),
+        while not workload_running() and time.monotonic() < deadline:
+            waited, backing_off = _await_back_offs(ctx, deadline - time.monotonic(), done=workload_running)
+            if waited and not workload_running():
+                _cue(ctx, max(s["ends"] for s in backing_off.values()), offset, rtt, f"prepare-{cues}")
+                cues += 1
+        ctx.observe("workload-running", STEADY, workload_running(),
                     f"{PROBE_POD} {seen['probe'] or 'absent'}; {' and '.join(RESTARTERS)} restarted "
-                    f"{' and '.join(map(str, seen['restarts']))} times")
+                    f"{' and '.join(map(str, seen['restarts']))} times, {cues} of the restarts cued together")
 
     def inject(self, ctx: Context) -> None:
         # In production the cookie runs out at whatever moment it does; on a
@@ -155,24 +168,13 @@ class CookieOverflow(Scenario):
         # container locks -- come seconds after the bus died and fall into one
         # PLEG relist.
         push = sdbus.locate_cookie(ctx.node)
-        seen = {n: {"was_running": False} for n in RESTARTERS}
-
-        def in_back_off() -> bool:
-            for name in RESTARTERS:
-                pod = ctx.kube.pod(name)
-                s = seen[name]
-                s["reason"] = workload.waiting_reason(pod)
-                s["was_running"] = s["was_running"] or s["reason"] == ""
-                s["ends"] = workload.back_off_ends(pod) if s["reason"] == "CrashLoopBackOff" else None
-            return all(s["was_running"] and s["ends"] for s in seen.values())
-
-        waited = ctx.until(in_back_off, 120, every=0.5)
+        waited, seen = _await_back_offs(ctx, 120)
         ends = [s["ends"] for s in seen.values() if s["ends"]]
         first, last = (min(ends), max(ends)) if waited else (None, None)
         # The node's clock (kubelet's back-off) against the lab's; the time a
         # read of PID 1's memory and a gdb batch (attach, print, detach) take
         # on this node are the write's.
-        offset, rtt = _node_clock(ctx.node)
+        offset, rtt = ctx.node.clock_offset()
         t0 = time.monotonic()
         sdbus.track(ctx.node, push)
         t1 = time.monotonic()
@@ -197,12 +199,7 @@ class CookieOverflow(Scenario):
         push = ctx.scratch["push"] = sdbus.confirm_write(ctx.node, sdbus.write_cookie(ctx.node, push, value),
                                                          pings=sdbus.UINT32_MAX - min(value, sdbus.UINT32_MAX) + 4)
         serials = ctx.scratch["inject_pings"] = push.serials_after
-        if last:   # finishedAt has whole seconds; the clock offset is known to half a round trip
-            time.sleep(max(0.0, last - offset + 1.1 + rtt / 2 - time.time()))
-        ctx.scratch["restarts_at_cue"] = _restarts(ctx)
-        for name in RESTARTERS:
-            ctx.kube.core.patch_namespaced_pod(name, ctx.kube.namespace, {"metadata": {"annotations": {
-                "nodelab.io/cued": f"{ctx.timeline.since_injection():.1f}"}}})
+        ctx.scratch["restarts_at_cue"] = _cue(ctx, last, offset, rtt, "injection")
         ctx.scratch["restarts_cued_at"] = ctx.timeline.since_injection()
         # Did it take? gdb read the value back at the located address; then,
         # seen from outside, our Ping's reply carries a serial just above it,
@@ -371,13 +368,36 @@ def _restarts(ctx: Context) -> list[int]:
     return [workload.phase_and_restarts(ctx.kube.pod(n))[1] for n in RESTARTERS]
 
 
-def _node_clock(node) -> tuple[float, float]:
-    """The node's clock minus the lab's, in seconds (a VM keeps its own), and
-    the round trip it was read in (the offset is known to half of it)."""
-    t0 = time.time()
-    node_now = float(node.run(["date", "+%s.%N"]).stdout.strip())
-    t1 = time.time()
-    return node_now - (t0 + t1) / 2, t1 - t0
+def _await_back_offs(ctx: Context, seconds: float, done=lambda: False) -> tuple[bool, dict]:
+    """Wait until each restarter has run and now waits out kubelet's restart
+    back-off (or `done` holds). Returns whether they do, and per pod its
+    waiting reason and when its back-off ends (node clock)."""
+    seen = {n: {"was_running": False} for n in RESTARTERS}
+
+    def in_back_off() -> bool:
+        for name in RESTARTERS:
+            pod = ctx.kube.pod(name)
+            s = seen[name]
+            s["reason"] = workload.waiting_reason(pod)
+            s["was_running"] = s["was_running"] or s["reason"] == ""
+            s["ends"] = workload.back_off_ends(pod) if s["reason"] == "CrashLoopBackOff" else None
+        return all(s["was_running"] and s["ends"] for s in seen.values()) or done()
+
+    return ctx.until(in_back_off, seconds, every=0.5) and all(s["ends"] for s in seen.values()), seen
+
+
+def _cue(ctx: Context, last_end: float | None, offset: float, rtt: float, label: str) -> list[int]:
+    """Once the later back-off has ended (node clock; finishedAt has whole
+    seconds, the clock offset is known to half a round trip), touch both
+    restarters so kubelet syncs them now, not at its 10-15 s resync: their
+    restarts come together. Returns the restart counts just before."""
+    if last_end:
+        time.sleep(max(0.0, last_end - offset + 1.1 + rtt / 2 - time.time()))
+    counts = _restarts(ctx)
+    for name in RESTARTERS:
+        ctx.kube.core.patch_namespaced_pod(name, ctx.kube.namespace,
+                                           {"metadata": {"annotations": {"nodelab.io/cued": label}}})
+    return counts
 
 
 def _clock(epoch: float) -> str:

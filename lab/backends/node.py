@@ -104,6 +104,14 @@ class Node(ABC):
             time.sleep(1)
         raise LabError(f"{what} {self.name}: systemd not running{' ' + waited if waited else ''} (state {state!r})")
 
+    def clock_offset(self) -> tuple[float, float]:
+        """The node's clock minus the lab's, in seconds (a VM keeps its own),
+        and the round trip it was read in (the offset is known to half of it)."""
+        t0 = time.time()
+        node_now = float(self.run(["date", "+%s.%N"]).stdout.strip())
+        t1 = time.time()
+        return node_now - (t0 + t1) / 2, t1 - t0
+
     def journal(self, unit: str | None = None, since: str | None = None, grep: str | None = None,
                 lines: int = 200) -> str:
         args = ["journalctl", "--no-pager", "-o", "short-precise", "-n", str(lines)]
