@@ -150,7 +150,7 @@ class CookieOverflow(Scenario):
         while not workload_running() and time.monotonic() < deadline:
             waited, backing_off = _await_back_offs(ctx, deadline - time.monotonic(), done=workload_running)
             if waited and not workload_running():
-                _cue(ctx, max(s["ends"] for s in backing_off.values()), offset, rtt, f"prepare-{cues}")
+                _cue(ctx, backing_off, offset, rtt, f"prepare-{cues}")
                 cues += 1
         ctx.observe("workload-running", STEADY, workload_running(),
                     f"{PROBE_POD} {seen['probe'] or 'absent'}; {' and '.join(RESTARTERS)} restarted "
@@ -182,7 +182,9 @@ class CookieOverflow(Scenario):
         lead = (time.monotonic() - t0) + 1.5
         ctx.observe("restarters-in-back-off", EVIDENCE, waited,
                     "; ".join(f"{n} {seen[n]['reason'] or 'not waiting'}" for n in RESTARTERS) +
-                    (f"; back-offs end at {_clock(first - offset)} and {_clock(last - offset)} (node clock "
+                    (f"; back-offs end at {_clock(first - offset)} and {_clock(last - offset)} ("
+                     f"{'exits read from docker' if all(s.get('exact') for s in seen.values()) else 'whole-second exits'}"
+                     f", node clock "
                      f"{offset:+.2f} s from the lab's, read in {rtt:.2f} s); reading PID 1's memory took "
                      f"{t1 - t0:.1f} s and a gdb batch {time.monotonic() - t1:.1f} s, so the write is to start "
                      f"{lead:.1f} s before the first ends" if waited else ""))
@@ -199,7 +201,7 @@ class CookieOverflow(Scenario):
         push = ctx.scratch["push"] = sdbus.confirm_write(ctx.node, sdbus.write_cookie(ctx.node, push, value),
                                                          pings=sdbus.UINT32_MAX - min(value, sdbus.UINT32_MAX) + 4)
         serials = ctx.scratch["inject_pings"] = push.serials_after
-        ctx.scratch["restarts_at_cue"] = _cue(ctx, last, offset, rtt, "injection")
+        ctx.scratch["restarts_at_cue"] = _cue(ctx, seen, offset, rtt, "injection")
         ctx.scratch["restarts_cued_at"] = ctx.timeline.since_injection()
         # Did it take? gdb read the value back at the located address; then,
         # seen from outside, our Ping's reply carries a serial just above it,
@@ -383,16 +385,31 @@ def _await_back_offs(ctx: Context, seconds: float, done=lambda: False) -> tuple[
             s["ends"] = workload.back_off_ends(pod) if s["reason"] == "CrashLoopBackOff" else None
         return all(s["was_running"] and s["ends"] for s in seen.values()) or done()
 
-    return ctx.until(in_back_off, seconds, every=0.5) and all(s["ends"] for s in seen.values()), seen
+    waited = ctx.until(in_back_off, seconds, every=0.5) and all(s["ends"] for s in seen.values())
+    for name in RESTARTERS if waited else ():
+        # the exit to the nanosecond, from the node's docker (the API has whole seconds)
+        read = {}
+
+        def exited_at(container_id: str) -> float | None:
+            read["at"] = runtime.exited_at(ctx.node, container_id)
+            return read["at"]
+        ends = workload.back_off_ends(ctx.kube.pod(name), exited_at)
+        seen[name].update(ends=ends or seen[name]["ends"], exact=ends is not None and read.get("at") is not None)
+    return waited, seen
 
 
-def _cue(ctx: Context, last_end: float | None, offset: float, rtt: float, label: str) -> list[int]:
-    """Once the later back-off has ended (node clock; finishedAt has whole
-    seconds, the clock offset is known to half a round trip), touch both
-    restarters so kubelet syncs them now, not at its 10-15 s resync: their
-    restarts come together. Returns the restart counts just before."""
-    if last_end:
-        time.sleep(max(0.0, last_end - offset + 1.1 + rtt / 2 - time.time()))
+def _cue(ctx: Context, seen: dict, offset: float, rtt: float, label: str) -> list[int]:
+    """Once the later back-off has ended (node clock, known to half a round
+    trip; 0.3 s after it, or 1.1 s where only the API's whole second of the
+    exit is known), touch both restarters so kubelet syncs them now, not at
+    its 10-15 s resync: their restarts come together, and the window in which
+    one restarts on its own first stays short. Returns the restart counts just
+    before."""
+    ends = [s for s in seen.values() if s.get("ends")]
+    if ends:
+        last = max(ends, key=lambda s: s["ends"])
+        after = 0.3 if all(s.get("exact") for s in ends) else 1.1
+        time.sleep(max(0.0, last["ends"] - offset + after + rtt / 2 - time.time()))
     counts = _restarts(ctx)
     for name in RESTARTERS:
         ctx.kube.core.patch_namespaced_pod(name, ctx.kube.namespace,

@@ -38,11 +38,13 @@ def waiting_reason(pod_obj) -> str:
 BACK_OFF_MESSAGE = re.compile(r"back-off (\S+) restarting failed container")
 
 
-def back_off_ends(pod_obj) -> float | None:
+def back_off_ends(pod_obj, exited_at=None) -> float | None:
     """When kubelet's restart back-off of the pod's first container ends, on
-    the node's clock (epoch seconds): its last exit (whole seconds) plus the
-    back-off kubelet states ("back-off 20s restarting failed container=..."),
-    or None while it is not in back-off."""
+    the node's clock (epoch seconds): its last exit plus the back-off kubelet
+    states ("back-off 20s restarting failed container=..."), or None while it
+    is not in back-off. The API server has the exit in whole seconds;
+    `exited_at(container_id)`, when given, reads it exactly from the node's
+    runtime (kubelet counts the back-off from that)."""
     statuses = (pod_obj.status.container_statuses or []) if pod_obj is not None and pod_obj.status else []
     st = statuses[0] if statuses else None
     waiting = st.state.waiting if st and st.state else None
@@ -50,7 +52,8 @@ def back_off_ends(pod_obj) -> float | None:
     m = BACK_OFF_MESSAGE.search(waiting.message or "") if waiting else None
     if not (m and ended and ended.finished_at):
         return None
-    return ended.finished_at.timestamp() + timefmt.go_duration(m.group(1))
+    exact = exited_at(ended.container_id) if exited_at and getattr(ended, "container_id", None) else None
+    return (exact or ended.finished_at.timestamp()) + timefmt.go_duration(m.group(1))
 
 
 def running_within(kube, pod: str, seconds: float, every: float = 1) -> bool:

@@ -6,6 +6,7 @@ import re
 import time
 from dataclasses import dataclass
 
+from lab import timefmt
 from lab.backends.node import Node
 from lab.cluster import workload
 from lab.polling import until
@@ -31,6 +32,16 @@ def stuck_runc(node: Node, older_than: int = STUCK_SECONDS) -> list[str]:
         if len(parts) == 4 and parts[2].startswith("runc") and older_than < int(parts[1]) <= uptime:
             stuck.append(line.strip())
     return stuck
+
+
+def exited_at(node: Node, container_id: str) -> float | None:
+    """When the runtime says a container exited (epoch seconds, node clock, to
+    the nanosecond docker keeps), from its "docker://ID"; None if unknown."""
+    res = node.run(["docker", "inspect", "-f", "{{.State.FinishedAt}}", container_id.split("://")[-1]], check=False)
+    try:
+        return timefmt.rfc3339(res.stdout) if res.ok and not res.stdout.startswith("0001-") else None
+    except ValueError:
+        return None
 
 
 def dockerd_goroutines(node: Node) -> tuple[str, str]:
@@ -131,3 +142,31 @@ def serving_again(kube, node, pod: dict, ready_seconds: float, start_seconds: fl
     if is_ready and kube.pod(name) is None:
         kube.create_pod(pod)
     return Serving(is_ready, is_ready and workload.running_within(kube, name, 120), why, ready_at)
+
+
+LINGERING = r"""
+docker ps --no-trunc --format '{{.ID}} {{.Label "io.kubernetes.pod.name"}}' | while read -r id pod; do
+  case "$pod" in "$1"*) ;; *) continue ;; esac
+  pid=$(docker inspect -f '{{.State.Pid}}' "$id" 2>/dev/null)
+  echo "== $pod ${id%"${id#????????????}"} pid ${pid:-?} (docker inspect: $(docker inspect -f '{{.State.Status}}' "$id" 2>&1))"
+  [ -n "$pid" ] && [ "$pid" != 0 ] || continue
+  for t in /proc/"$pid"/task/*; do
+    echo "task ${t##*/}: $(grep -E '^State' "$t"/status 2>/dev/null) wchan $(cat "$t"/wchan 2>/dev/null)"
+  done
+  sed 's/^/  stack /' /proc/"$pid"/stack 2>/dev/null
+  for f in $(awk -F: '$2 ~ /freezer/ {print $3}' /proc/"$pid"/cgroup 2>/dev/null); do
+    echo "freezer $f: $(cat /sys/fs/cgroup/freezer"$f"/freezer.state 2>/dev/null)"
+  done
+  ps -o pid,ppid,stat,etimes,wchan:24,args --ppid "$pid" 2>/dev/null | sed 's/^/  child /'
+  sp=$(ps -o ppid= -p "$pid" | tr -d ' '); [ -n "$sp" ] && ps -o pid,stat,etimes,wchan:24,args -p "$sp" | sed 's/^/  parent /'
+done
+"""
+
+
+def lingering_containers(node: Node, pod_prefix: str) -> str:
+    """What the runtime's still-running containers of pods named `pod_prefix`*
+    are doing, seen from the node's /proc: each task's state and wait channel,
+    the kernel stack, the freezer cgroup's state, children and parent (the
+    shim). For a report when a deleted pod's container will not exit."""
+    res = node.run(["sh", "-c", LINGERING, "lingering", pod_prefix], check=False, timeout=60)
+    return (res.stdout + res.stderr).strip() or "none running"
