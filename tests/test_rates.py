@@ -19,3 +19,21 @@ def test_counts_rate_spread_and_why_a_run_missed():
     text = "\n".join(rates.lines(cookie))
     assert "2/3 reproduces as expected" in text and "inconclusive: incomplete chain: never saw x" in text
     assert next(s for s in summaries if s["target"] == "bookworm")["rate_of_expected"] == 1.0
+
+
+def test_a_rates_summary_beside_the_runs_is_not_taken_for_a_run(tmp_path, monkeypatch):
+    # A --repeat run writes its summary (a JSON list) among the runs' reports;
+    # readers of "every report" (the index page, mountunits' container bound)
+    # once failed on it with AttributeError.
+    from lab.reports import page, store
+    monkeypatch.setenv("NODELAB_REPORTS_DIR", str(tmp_path))
+    summary = rates.write(rates.summarize([run("reproduces")]))
+    report = store.write({**run("reproduces"), "run": "cookie-xenial-ga-20261205-050000"})
+    assert store.every_report() == [report]
+    try:
+        store.load(summary)
+    except ValueError as exc:
+        assert "not a run's report" in str(exc)
+    else:
+        raise AssertionError("a rates summary loaded as a run")
+    assert "cookie-xenial-ga-20261205-050000.html" in page.render_index(tmp_path).read_text()

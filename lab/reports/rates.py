@@ -8,6 +8,7 @@ import time
 from collections import Counter
 
 from lab import paths
+from lab.reports import store
 
 
 def summarize(reports: list[dict]) -> list[dict]:
@@ -53,6 +54,6 @@ def lines(summary: dict, timings: tuple[str, ...] = ()) -> list[str]:
 def write(summaries: list[dict]) -> str:
     out = paths.reports_dir()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"rates-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out / f"{store.RATES_PREFIX}{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(summaries, indent=2, default=str))
     return str(path)

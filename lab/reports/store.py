@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lab import paths
 
+RATES_PREFIX = "rates-"   # lab.reports.rates names its summaries so
+
 
 def record_dict(r) -> dict:
     """A bug record (lab.scenario.record.BugRecord) as the report keeps it."""
@@ -38,12 +40,16 @@ def write(report: dict) -> Path:
 
 def load(path: Path) -> dict:
     report = json.loads(Path(path).read_text())
+    if not isinstance(report, dict) or "scenario" not in report:
+        raise ValueError(f"{path} is not a run's report")
     report.setdefault("run", Path(path).stem)       # reports written before runs had ids
     report.setdefault("report_file", str(path))
     return report
 
 
 def every_report(directory: Path | None = None) -> list[Path]:
-    """The JSON reports in the reports directory, newest first."""
+    """The runs' JSON reports in the reports directory, newest first (not the
+    rates summaries `--repeat` writes beside them, lab.reports.rates)."""
     directory = directory or paths.reports_dir()
-    return sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return sorted((p for p in directory.glob("*.json") if not p.name.startswith(RATES_PREFIX)),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
