@@ -47,6 +47,7 @@ import time
 
 from lab import paths
 from lab.cluster import workload
+from lab.nodetools import runtime
 from lab.errors import LabError
 from lab.polling import until
 from lab.reports import store
@@ -77,6 +78,7 @@ RECORD = BugRecord(
 WRAPPER, WRAPPER_LOG = "/usr/local/sbin/mount", "/var/log/nodelab-systemd-run-mount.log"
 CLEANER = "/usr/local/sbin/nodelab-mount-unit-cleaner"
 FIX_TOLERANCE = 2   # units a fixed systemd may still hold when the count is taken
+LINGER_S = 90       # one pod's containers still running this long after the rest went: stuck (see _cycle)
 SELECTOR, PREFIX = "nodelab.scenario=mountunits", "mountunits-"
 CONFIGMAP, SECRET = "mountunits-config", "mountunits-token"
 DEFAULTS = {
@@ -101,12 +103,11 @@ class MountUnitLeak(Scenario):
                                   "(18 of 80 scopes stayed on 2026-12-05)"}
     primary_runs = (("xenial-ga", ""), ("bookworm", ""))
     # On a VM systemd 229 is told when a scope's cgroup empties: the leak's
-    # real rate (systemd #7798's race), not the container's bound. Not a CI
-    # run: under TCG a deleted pod's container sometimes never exits (dockerd
-    # sent SIGKILL 22 times over 6 min to one of 16 on 2026-12-05, and earlier
-    # deletions took over 200 s); nightly `tox -e matrix-vm` or `--backend
-    # qemu --target xenial-ga --variant small`.
-    primary_runs_on = {"qemu": ()}
+    # real rate (systemd #7798's race), not the container's bound. In CI on a
+    # xenial-ga VM (the affected run; the fixed one is bookworm's container
+    # run); a pod whose container docker never sees exit is recorded and left
+    # out (_cycle).
+    primary_runs_on = {"qemu": (("xenial-ga", "small"),)}
     stand_ins = (DRIVEN,)
     key_symptoms = ("transient-mount-units-pile-up",)
 
@@ -286,13 +287,46 @@ def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
     running = until(lambda: all(workload.phase_and_restarts(p)[0] == "Running"
                                 for p in ctx.kube.pods(SELECTOR)), wait, every=1)
     if not running:
-        stuck = next(n for n in names if workload.phase_and_restarts(ctx.kube.pod(n))[0] != "Running")
-        raise LabError(f"cycle {label}: {stuck} not Running after {wait} s: {workload.why_not_running(ctx.kube, stuck)}")
+        late = next(n for n in names if workload.phase_and_restarts(ctx.kube.pod(n))[0] != "Running")
+        raise LabError(f"cycle {label}: {late} not Running after {wait} s: {workload.why_not_running(ctx.kube, late)}")
     while_running = _sample(ctx)
     ctx.kube.delete_pods(SELECTOR)
-    if not until(lambda: workload.pod_containers_on_node(ctx.node, PREFIX, exited=False) == 0 and
-                 _sample(ctx)["subpath_mounts"] == 0, wait, every=1):
-        raise LabError(f"cycle {label}: the pods' containers or subPath mounts were still there {wait} s after delete")
+    stuck, left = ctx.scratch.setdefault("lingering", {"containers": 0, "subpath_mounts": 0, "cycles": []}), {}
+    few_since = []
+
+    def all_gone() -> bool:
+        return all(left[k] <= stuck[k] for k in ("containers", "subpath_mounts"))
+
+    def gone_or_one_lingers() -> bool:
+        left.update(containers=workload.pod_containers_on_node(ctx.node, PREFIX, exited=False),
+                    subpath_mounts=_sample(ctx)["subpath_mounts"])
+        if all_gone():
+            return True
+        few = left["containers"] - stuck["containers"] <= 2
+        few_since[:] = (few_since or [time.monotonic()]) if few else []
+        return bool(few_since) and time.monotonic() - few_since[0] >= LINGER_S
+
+    until(gone_or_one_lingers, wait, every=1)
+    if not all_gone():
+        # On xenial-ga VMs under TCG a deleted pod's container has stayed
+        # "running" for docker while its process was gone (containerd 1.2's
+        # shim never reported the exit; dockerd sent SIGKILLs for minutes: 2
+        # of 4 runs on 2026-12-05; moby #32938, #41676 tell the same of real
+        # machines). One such pod is recorded, with what the node shows of it,
+        # and left out of later waits; its scope units count like any other
+        # pod's. More than one pod's (sandbox and container) is no longer a
+        # churn the scenario can judge.
+        seen = runtime.lingering_containers(ctx.node, PREFIX)
+        if left["containers"] - stuck["containers"] > 2:
+            raise LabError(f"cycle {label}: the pods' containers or subPath mounts were still there {wait} s after "
+                           f"delete ({left}); containers still running:\n{seen}")
+        stuck.update(left)
+        stuck["cycles"].append(label)
+        ctx.observe(f"container-would-not-exit-{label}", EVIDENCE, True,
+                    f"cycle {label}: after the pods were deleted {left['containers']} of their containers still ran "
+                    f"{LINGER_S} s after the others had gone, and {left['subpath_mounts']} subPath mounts remained; "
+                    f"left out of later cycles' waits; what the node shows of them: "
+                    f"{' | '.join(seen.splitlines()[:4])}", seen)
     return while_running
 
 

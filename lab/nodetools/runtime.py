@@ -149,7 +149,11 @@ docker ps --no-trunc --format '{{.ID}} {{.Label "io.kubernetes.pod.name"}}' | wh
   case "$pod" in "$1"*) ;; *) continue ;; esac
   pid=$(docker inspect -f '{{.State.Pid}}' "$id" 2>/dev/null)
   echo "== $pod ${id%"${id#????????????}"} pid ${pid:-?} (docker inspect: $(docker inspect -f '{{.State.Status}}' "$id" 2>&1))"
+  for shim in $(pgrep -f "containerd-shim.*$id"); do
+    ps -o pid,stat,etimes,wchan:24,args -p "$shim" | tail -n 1 | sed 's/^/  shim /'
+  done
   [ -n "$pid" ] && [ "$pid" != 0 ] || continue
+  [ -d /proc/"$pid" ] || { echo "  process $pid: no such process (the runtime never saw its exit)"; continue; }
   for t in /proc/"$pid"/task/*; do
     echo "task ${t##*/}: $(grep -E '^State' "$t"/status 2>/dev/null) wchan $(cat "$t"/wchan 2>/dev/null)"
   done
@@ -166,7 +170,8 @@ done
 def lingering_containers(node: Node, pod_prefix: str) -> str:
     """What the runtime's still-running containers of pods named `pod_prefix`*
     are doing, seen from the node's /proc: each task's state and wait channel,
-    the kernel stack, the freezer cgroup's state, children and parent (the
-    shim). For a report when a deleted pod's container will not exit."""
+    the kernel stack, the freezer cgroup's state, children and parent, its
+    containerd-shim; or that the process is gone although docker says it runs.
+    For a report when a deleted pod's container will not exit."""
     res = node.run(["sh", "-c", LINGERING, "lingering", pod_prefix], check=False, timeout=60)
     return (res.stdout + res.stderr).strip() or "none running"
