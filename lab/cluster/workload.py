@@ -87,9 +87,14 @@ def pod_containers_on_node(node, prefix: str, exited: bool = True) -> int:
     """Containers (sandboxes included) the runtime still has for pods whose name
     starts with `prefix`; exited ones too unless told (kubelet's container GC
     removes those only every minute)."""
+    return len(pods_of_containers_on_node(node, prefix, exited))
+
+
+def pods_of_containers_on_node(node, prefix: str, exited: bool = True) -> list[str]:
+    """The pod name of each such container (a pod's name once per container)."""
     names = node.run(["docker", "ps", *(["-a"] if exited else []), "--format",
                       '{{.Label "io.kubernetes.pod.name"}}']).stdout.split()
-    return sum(1 for n in names if n.startswith(prefix))
+    return [n for n in names if n.startswith(prefix)]
 
 
 def start_pod(kube, node: str, name: str, image: str, command: str, timeout: float = 90) -> float | None:

@@ -150,19 +150,18 @@ docker ps --no-trunc --format '{{.ID}} {{.Label "io.kubernetes.pod.name"}}' | wh
   pid=$(docker inspect -f '{{.State.Pid}}' "$id" 2>/dev/null)
   echo "== $pod ${id%"${id#????????????}"} pid ${pid:-?} (docker inspect: $(docker inspect -f '{{.State.Status}}' "$id" 2>&1))"
   for shim in $(pgrep -f "containerd-shim.*$id"); do
-    ps -o pid,stat,etimes,wchan:24,args -p "$shim" | tail -n 1 | sed 's/^/  shim /'
+    ps --no-headers -o pid,stat,etimes,wchan:24,args -p "$shim" | sed 's/^/  shim /'
   done
   [ -n "$pid" ] && [ "$pid" != 0 ] || continue
-  [ -d /proc/"$pid" ] || { echo "  process $pid: no such process (the runtime never saw its exit)"; continue; }
+  grep -qs "$id" /proc/"$pid"/cgroup || { echo "  process $pid: not this container's (gone: the runtime never saw its exit)"; continue; }
   for t in /proc/"$pid"/task/*; do
-    echo "task ${t##*/}: $(grep -E '^State' "$t"/status 2>/dev/null) wchan $(cat "$t"/wchan 2>/dev/null)"
+    echo "  task ${t##*/}: $(grep -E '^State' "$t"/status 2>/dev/null) wchan $(cat "$t"/wchan 2>/dev/null)"
   done
   sed 's/^/  stack /' /proc/"$pid"/stack 2>/dev/null
   for f in $(awk -F: '$2 ~ /freezer/ {print $3}' /proc/"$pid"/cgroup 2>/dev/null); do
-    echo "freezer $f: $(cat /sys/fs/cgroup/freezer"$f"/freezer.state 2>/dev/null)"
+    echo "  freezer $f: $(cat /sys/fs/cgroup/freezer"$f"/freezer.state 2>/dev/null)"
   done
-  ps -o pid,ppid,stat,etimes,wchan:24,args --ppid "$pid" 2>/dev/null | sed 's/^/  child /'
-  sp=$(ps -o ppid= -p "$pid" | tr -d ' '); [ -n "$sp" ] && ps -o pid,stat,etimes,wchan:24,args -p "$sp" | sed 's/^/  parent /'
+  ps --no-headers -o pid,ppid,stat,etimes,wchan:24,args --ppid "$pid" 2>/dev/null | sed 's/^/  child /'
 done
 """
 
@@ -170,7 +169,7 @@ done
 def lingering_containers(node: Node, pod_prefix: str) -> str:
     """What the runtime's still-running containers of pods named `pod_prefix`*
     are doing, seen from the node's /proc: each task's state and wait channel,
-    the kernel stack, the freezer cgroup's state, children and parent, its
+    the kernel stack, the freezer cgroup's state, its children, and its
     containerd-shim; or that the process is gone although docker says it runs.
     For a report when a deleted pod's container will not exit."""
     res = node.run(["sh", "-c", LINGERING, "lingering", pod_prefix], check=False, timeout=60)
