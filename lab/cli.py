@@ -226,7 +226,10 @@ def cmd_report(args) -> int:
         raise LabError(f"no reports in {paths.reports_dir()} yet; `nodelab run SCENARIO` writes one")
     else:
         chosen = every if args.all else every[:1]
-    pages = [page.render(store.load(p), p.parent) for p in chosen]
+    try:
+        pages = [page.render(store.load(p), p.parent) for p in chosen]
+    except ValueError as exc:
+        raise LabError(str(exc)) from None
     index = page.render_index(chosen[0].parent)
     for p in pages:
         print(p)
