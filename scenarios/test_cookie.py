@@ -76,16 +76,19 @@ PROBE_POD, RESTARTER_POD, AFTER_POD = "cookie-probed", "cookie-restarter", "cook
 # 2-min runtime request timeout on it and completes, inside PLEG's 3 min; the
 # first relist that meets two (two pods' events) takes 4 min and wedges PLEG.
 RESTARTERS = (RESTARTER_POD, f"{RESTARTER_POD}-2")
-# A restarter runs at least 2 s and exits at the node clock's next multiple of
-# 10 s: two started within a few seconds of each other exit together, so their
-# back-offs (same restart count) end together. kubelet's own resync (10-15 s,
-# jittered) restarts each pod on its own and drifts them apart (on a VM they
-# once ended 3 s apart: two relists, 1.7x the floor); the lab cues both at
-# each back-off end instead, so they start together.
+# A restarter runs at least 3 s and exits in the first second after a
+# multiple of 10 s on the node's clock (the start's fraction of a second
+# carries over): two started within a fraction of a second of each other
+# exit that close, so their back-offs (same restart count) end together.
+# kubelet's own resync (10-15 s, jittered) restarts each pod on its own and
+# drifts them apart (on a VM they once ended 3 s apart: two relists, 1.7x the
+# floor); the lab cues both at each back-off end instead, so they start
+# together, and stops preparing only once a cue found them in step.
 RESTARTER_COMMAND = "sleep 2; sleep $((10 - $(date +%s) % 10)); exit 1"
 # Back-off is then 40 s. kubelet states it only at its next sync after the
 # exit, and the write must start before it ends.
 RESTARTS_BEFORE_INJECTION = 3
+IN_STEP_S = 1.0   # back-offs ending closer than this are in step (one PLEG relist is 1 s)
 PLEG_PREFIX = "PLEG is not healthy"
 PLEG_LAST_SEEN = re.compile(r"pleg was last seen active (\S+) ago")
 PLEG_THRESHOLD_S = 180
@@ -138,23 +141,28 @@ class CookieOverflow(Scenario):
                                          probe=["/bin/true"], probe_period=2))
         for name in RESTARTERS:
             ctx.kube.create_pod(workload.pod(name, node, image, RESTARTER_COMMAND))
-        offset, rtt = ctx.node.clock_offset()
-        seen, cues, deadline = {}, 0, time.monotonic() + 240
+        seen, cues, in_step, deadline = {}, 0, False, time.monotonic() + 240
 
         def workload_running() -> bool:
             seen["probe"] = workload.phase_and_restarts(ctx.kube.pod(PROBE_POD))[0]
             seen["restarts"] = counts = _restarts(ctx)
-            return seen["probe"] == "Running" and min(counts) >= RESTARTS_BEFORE_INJECTION \
-                and len(set(counts)) == 1
+            return seen["probe"] == "Running" and min(counts) >= RESTARTS_BEFORE_INJECTION
 
-        while not workload_running() and time.monotonic() < deadline:
-            waited, backing_off = _await_back_offs(ctx, deadline - time.monotonic(), done=workload_running)
-            if waited and not workload_running():
-                _cue(ctx, backing_off, offset, rtt, f"prepare-{cues}")
+        def ready() -> bool:
+            return in_step and workload_running()
+
+        while not ready() and time.monotonic() < deadline:
+            waited, restarters = _await_back_offs(ctx, deadline - time.monotonic(), done=ready)
+            if waited and not ready():
+                ends = [r["ends"] for r in restarters.values()]
+                in_step = max(ends) - min(ends) < IN_STEP_S
+                _cue(ctx, restarters, f"prepare-{cues}")
                 cues += 1
         ctx.observe("workload-running", STEADY, workload_running(),
                     f"{PROBE_POD} {seen['probe'] or 'absent'}; {' and '.join(RESTARTERS)} restarted "
-                    f"{' and '.join(map(str, seen['restarts']))} times, {cues} of the restarts cued together")
+                    f"{' and '.join(map(str, seen['restarts']))} times; the lab cued their restarts {cues} times, "
+                    f"the last time with their back-offs ending {'within' if in_step else 'MORE than'} "
+                    f"{IN_STEP_S} s of each other")
 
     def inject(self, ctx: Context) -> None:
         # In production the cookie runs out at whatever moment it does; on a
@@ -195,13 +203,14 @@ class CookieOverflow(Scenario):
         ahead = round(first - offset - time.time(), 1) if first else None
         if ahead is not None:
             ctx.timings["write_before_back_off_end_s"] = ahead   # negative: late, a restart may beat the bus
+            ctx.timings["back_off_ends_apart_s"] = round(last - first, 2)
         sdbus.track(ctx.node, push)   # where the cookie is now, for write_cookie's guard
         # Confirmed by the Pings that drive the bus past 2^32 at once (each
         # reply is one send of PID 1's).
         push = ctx.scratch["push"] = sdbus.confirm_write(ctx.node, sdbus.write_cookie(ctx.node, push, value),
                                                          pings=sdbus.UINT32_MAX - min(value, sdbus.UINT32_MAX) + 4)
         serials = ctx.scratch["inject_pings"] = push.serials_after
-        ctx.scratch["restarts_at_cue"] = _cue(ctx, seen, offset, rtt, "injection")
+        ctx.scratch["restarts_at_cue"] = _cue(ctx, seen, "injection")
         ctx.scratch["restarts_cued_at"] = ctx.timeline.since_injection()
         # Did it take? gdb read the value back at the located address; then,
         # seen from outside, our Ping's reply carries a serial just above it,
@@ -398,17 +407,18 @@ def _await_back_offs(ctx: Context, seconds: float, done=lambda: False) -> tuple[
     return waited, seen
 
 
-def _cue(ctx: Context, seen: dict, offset: float, rtt: float, label: str) -> list[int]:
+def _cue(ctx: Context, restarters: dict, label: str) -> list[int]:
     """Once the later back-off has ended (node clock, known to half a round
     trip; 0.3 s after it, or 1.1 s where only the API's whole second of the
     exit is known), touch both restarters so kubelet syncs them now, not at
     its 10-15 s resync: their restarts come together, and the window in which
     one restarts on its own first stays short. Returns the restart counts just
     before."""
-    ends = [s for s in seen.values() if s.get("ends")]
+    ends = [r for r in restarters.values() if r.get("ends")]
     if ends:
-        last = max(ends, key=lambda s: s["ends"])
-        after = 0.3 if all(s.get("exact") for s in ends) else 1.1
+        offset, rtt = ctx.node.clock_offset()   # now: a VM's clock drifts against the lab's
+        last = max(ends, key=lambda r: r["ends"])
+        after = 0.3 if all(r.get("exact") for r in ends) else 1.1
         time.sleep(max(0.0, last["ends"] - offset + after + rtt / 2 - time.time()))
     counts = _restarts(ctx)
     for name in RESTARTERS:

@@ -40,3 +40,23 @@ def test_the_runtimes_exact_exit_replaces_the_api_servers_whole_second():
     assert workload.back_off_ends(pod, exited_at) == exited.timestamp() + 40.73
     assert asked == ["docker://c0ffee"]
     assert workload.back_off_ends(pod, lambda cid: None) == exited.timestamp() + 40   # runtime does not know it
+
+
+def test_a_containers_exit_is_read_from_docker_to_the_nanosecond():
+    from lab.backends.node import Result
+    from lab.nodetools import runtime
+
+    class Docker:
+        def __init__(self, out, rc=0):
+            self.out, self.rc, self.argv = out, rc, None
+
+        def run(self, argv, check=True):
+            self.argv = argv
+            return Result(self.rc, self.out, "")
+    node = Docker("2026-12-05T04:37:10.123456789Z\n")
+    assert abs(runtime.exited_at(node, "docker://c0ffee") -
+               (datetime(2026, 12, 5, 4, 37, 10, tzinfo=timezone.utc).timestamp() + 0.123456789)) < 1e-6
+    assert node.argv[-1] == "c0ffee"
+    assert runtime.exited_at(Docker("0001-01-01T00:00:00Z\n"), "docker://c0ffee") is None   # never exited
+    assert runtime.exited_at(Docker("", rc=1), "docker://gone") is None
+    assert runtime.exited_at(Docker("garbage"), "docker://c0ffee") is None
