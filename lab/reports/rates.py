@@ -30,7 +30,7 @@ def summarize(reports: list[dict]) -> list[dict]:
             "scenario": scenario, "target": target, "variant": variant, "runs": len(runs),
             "expected": expected, "verdicts": dict(Counter(r["verdict"] for r in runs)),
             "rate_of_expected": round(sum(r["verdict"] == expected for r in runs) / len(runs), 2),
-            "timings": {name: {"min": min(v), "median": statistics.median(v), "max": max(v), "n": len(v)}
+            "timings": {name: {"min": min(v), "median": round(statistics.median(v), 3), "max": max(v), "n": len(v)}
                         for name, v in sorted(timings.items())},
             "not_as_expected": [{"report": r.get("report_file"), "verdict": r["verdict"], "why": r["verdict_reason"]}
                                 for r in runs if r["verdict"] != expected],
