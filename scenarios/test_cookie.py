@@ -160,8 +160,8 @@ class CookieOverflow(Scenario):
                 cues += 1
         ctx.observe("workload-running", STEADY, workload_running(),
                     f"{PROBE_POD} {seen['probe'] or 'absent'}; {' and '.join(RESTARTERS)} restarted "
-                    f"{' and '.join(map(str, seen['restarts']))} times; the lab cued their restarts {cues} times, "
-                    f"the last time with their back-offs ending {'within' if in_step else 'MORE than'} "
+                    f"{' and '.join(map(str, seen['restarts']))} times; the lab cued their restarts "
+                    f"{cues} time{'' if cues == 1 else 's'}, the last time with their back-offs ending {'within' if in_step else 'MORE than'} "
                     f"{IN_STEP_S} s of each other")
 
     def inject(self, ctx: Context) -> None:
