@@ -161,8 +161,8 @@ class CookieOverflow(Scenario):
         ctx.observe("workload-running", STEADY, workload_running(),
                     f"{PROBE_POD} {seen['probe'] or 'absent'}; {' and '.join(RESTARTERS)} restarted "
                     f"{' and '.join(map(str, seen['restarts']))} times; the lab cued their restarts "
-                    f"{cues} time{'' if cues == 1 else 's'}, the last time with their back-offs ending {'within' if in_step else 'MORE than'} "
-                    f"{IN_STEP_S} s of each other")
+                    f"{cues} time{'' if cues == 1 else 's'}, the last time with their back-offs ending "
+                    f"{'within' if in_step else 'MORE than'} {IN_STEP_S} s of each other")
 
     def inject(self, ctx: Context) -> None:
         # In production the cookie runs out at whatever moment it does; on a
@@ -188,11 +188,10 @@ class CookieOverflow(Scenario):
         t1 = time.monotonic()
         before_write, _ = sdbus.read_cookie(ctx.node, push)
         lead = (time.monotonic() - t0) + 1.5
+        exits = "exits read from docker" if all(s.get("exact") for s in seen.values()) else "whole-second exits"
         ctx.observe("restarters-in-back-off", EVIDENCE, waited,
                     "; ".join(f"{n} {seen[n]['reason'] or 'not waiting'}" for n in RESTARTERS) +
-                    (f"; back-offs end at {_clock(first - offset)} and {_clock(last - offset)} ("
-                     f"{'exits read from docker' if all(s.get('exact') for s in seen.values()) else 'whole-second exits'}"
-                     f", node clock "
+                    (f"; back-offs end at {_clock(first - offset)} and {_clock(last - offset)} ({exits}, node clock "
                      f"{offset:+.2f} s from the lab's, read in {rtt:.2f} s); reading PID 1's memory took "
                      f"{t1 - t0:.1f} s and a gdb batch {time.monotonic() - t1:.1f} s, so the write is to start "
                      f"{lead:.1f} s before the first ends" if waited else ""))
