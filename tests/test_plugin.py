@@ -69,6 +69,30 @@ def test_a_run_with_the_expected_verdict_still_fails_when_its_detector_failed(mo
     assert pytest_plugin.check("the lab", cookie, "xenial-ga") is report
 
 
+def test_a_run_whose_vm_kernel_locked_up_is_run_once_more_and_a_second_lockup_fails(monkeypatch):
+    import pytest
+    locked = {"scenario": "memcg", "target": "bookworm", "variant": "", "verdict": "inconclusive",
+              "verdict_reason": "the node's own kernel locked up (...)", "expected": {"verdict": "immune"},
+              "report_file": "first.json", "observations": [],
+              "kernel_lockups": {"count": 12, "first": ["[ 132.69] watchdog: BUG: soft lockup - CPU#1 stuck"]}}
+    immune = {**locked, "verdict": "immune", "verdict_reason": "fix seen", "report_file": "second.json"}
+    del immune["kernel_lockups"]
+    runs = [locked, immune]
+    monkeypatch.setattr("lab.pytest_plugin.run", lambda *args: runs.pop(0))
+    memcg = catalog.shipped()["memcg"]
+    recorded, kept = {}, []
+    assert pytest_plugin.check("the lab", memcg, "bookworm", record=recorded.__setitem__, keep=kept.append) is immune
+    assert recorded["rerun_after_kernel_lockup"] == "first.json" and kept == [locked, immune]
+    runs[:] = [locked, dict(locked, report_file="again.json")]
+    with pytest.raises(AssertionError, match="locked up"):
+        pytest_plugin.check("the lab", memcg, "bookworm")
+    # An inconclusive run on a kernel that did not lock up is not run again.
+    runs[:] = [dict(immune, verdict="inconclusive", verdict_reason="wave 1 did not complete")]
+    with pytest.raises(AssertionError, match="wave 1 did not complete"):
+        pytest_plugin.check("the lab", memcg, "bookworm")
+    assert not runs
+
+
 def test_a_run_with_the_expected_verdict_still_fails_when_its_guide_does_not_match_the_node(monkeypatch):
     import pytest
     command = {"where": "node", "script": "journalctl -u kubelet | grep PLEG", "ok": False,

@@ -122,3 +122,17 @@ def test_the_host_key_is_read_off_a_console_line_that_systemd_coloured_after_it(
     # A kernel message printed into the middle of the line: no key, the wait goes on.
     cut = f"nodelab-hostkey ssh-ed25519 {key[:30]}\n[   21.0] e1000: eth0 NIC Link is Up\n{key[30:]}"
     assert HOSTKEY_LINE.search(cut) is None
+
+
+def test_a_guest_kernels_soft_lockups_and_rcu_stalls_are_read_off_its_console_and_nothing_else():
+    from lab.backends.qemu import vm
+    console = """[    0.1] NMI watchdog: Shutting down hard lockup detector on all cpus
+[    0.2] rcu: Preemptible hierarchical RCU implementation.
+[  129.99] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:
+[  132.69] watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [runc:1590]
+[   80.10] NMI watchdog: BUG: soft lockup - CPU#0 stuck for 23s! [kswapd0:33]
+[   90.00] INFO: rcu_sched self-detected stall on CPU
+[   95.00] Watchdog detected hard LOCKUP on cpu 1
+[  100.00] INFO: task kubelet:900 blocked for more than 120 seconds."""
+    assert vm.lockups(console) == [line.strip() for line in console.splitlines()[2:7]]
+    assert vm.lockups("[ 1.0] Linux version 6.1.0-27-amd64") == []

@@ -2,7 +2,6 @@
 broken, check observes a participant's repair with the scenario's own recover
 (never its repair), hint reveals the guide's hints in turn, reset tears down."""
 
-import textwrap
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -162,8 +161,9 @@ class FakeKube:
 
 class FakeLab:
     def __init__(self, tmp_path):
+        self.lockups = []
         self.backend = SimpleNamespace(name="fake", collect_logs=lambda node, d: [], sandbox_image=lambda: "busybox",
-                                       cannot_run=lambda required: None)
+                                       cannot_run=lambda required: None, kernel_lockups=lambda node: self.lockups)
         self.sandbox_image = None
         self.nodes, self.removed = {}, []
         self.kubeconfig = tmp_path / "kubeconfig"
@@ -210,6 +210,25 @@ def test_a_run_checks_the_guide_on_the_broken_node_then_repairs_and_recovers(dri
     assert report["guide"]["ok"] is False   # step 2 expects node drill-1 in ns-1, the run's namespace differs
     assert [c["ok"] for c in report["guide"]["commands"]] == [True, False]
     assert "guide" in report["phases"]
+
+
+def test_a_failed_run_on_a_node_whose_kernel_locked_up_says_so_in_its_verdict(drill, monkeypatch):
+    scenario, lab = drill
+
+    def hung(ctx):
+        raise LabError("wave 1: a pod did not complete in 200 s")
+    monkeypatch.setattr(scenario, "inject", hung)
+    lab.lockups = [f"[  13{i}.6] watchdog: BUG: soft lockup - CPU#1 stuck for 2{i}s! [runc:1590]" for i in range(8)]
+    report = runner.run(lab, scenario, "bookworm")
+    assert report["verdict"] == "inconclusive" and lab.removed == ["drill-1"]
+    assert report["verdict_reason"].startswith("the node's own kernel locked up (8 console lines, the first: "
+                                               "[  130.6] watchdog: BUG: soft lockup")
+    assert report["verdict_reason"].endswith("the run failed: LabError: wave 1: a pod did not complete in 200 s")
+    assert report["kernel_lockups"] == {"count": 8, "first": lab.lockups[:runner.KEPT_LOCKUP_LINES]}
+    # Without a lockup, the same failure is only that.
+    lab.lockups = []
+    report = runner.run(lab, scenario, "bookworm")
+    assert report["verdict_reason"].startswith("the run failed") and "kernel_lockups" not in report
 
 
 def test_a_form_the_guide_does_not_describe_has_its_guide_reported_not_checked(drill):

@@ -117,6 +117,13 @@ class Backend(ABC):
     def collect_logs(self, node: Node, directory: Path) -> list[Path]:
         """Save the node's logs (its whole journal, its console) under `directory`."""
 
+    def kernel_lockups(self, node: Node) -> list[str]:
+        """The lines in which the node's own kernel said it stopped making progress
+        (soft lockups, RCU stalls), read from its console. A run that saw them
+        tells nothing of the bug: the machine under it hung. Nodes sharing the
+        lab host's kernel have none to read: empty."""
+        return []
+
     @abstractmethod
     def reset(self, keep) -> list[str]:
         """Remove every node and network this backend owns (by the state file and

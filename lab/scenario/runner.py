@@ -38,6 +38,7 @@ from lab.scenario.watch import ReadySampler
 from lab.recipes.targets import Target
 
 PHASES = ("prepare", "inject", "detect", "recover", "verify")
+KEPT_LOCKUP_LINES = 6   # of a node kernel's lockup lines, the first ones go into the report
 
 
 def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = None, variant: str = "",
@@ -133,6 +134,9 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                                       "namespace": ctx.kube.namespace, "t0": timeline.t0,
                                       "injected_at": timeline.injected_at, "scratch": _plain(ctx.scratch)}
                 else:
+                    lockups = _kernel_lockups(lab, ctx.node)
+                    if lockups:
+                        report["kernel_lockups"] = {"count": len(lockups), "first": lockups[:KEPT_LOCKUP_LINES]}
                     report["logs"] = _collect_logs(lab, ctx.node, report["run"])
                     teardown(lab, scenario, ctx)
     if signals.received:
@@ -144,6 +148,10 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
             f"{o.name}: {o.summary}" for o in timeline.seen(SYMPTOM))
     else:
         verdict, reason = derive_verdict(timeline, scenario.key_symptoms)
+    if verdict == INCONCLUSIVE and "kernel_lockups" in report:
+        lockups = report["kernel_lockups"]
+        reason = (f"the node's own kernel locked up ({lockups['count']} console lines, the first: "
+                  f"{lockups['first'][0]}), so the run says nothing of the bug; {reason}")
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
                    "total_seconds": round(time.monotonic() - t0, 1)})
     detectors = detection.report(watch, detector_error, timeline, verdict, scenario.detector_unjudged.get(variant, ""))
@@ -220,6 +228,16 @@ def guide_env(lab, ctx: Context) -> dict[str, str]:
     """What a guide's host commands get: the lab's kubeconfig, the node and the run's namespace."""
     return {"KUBECONFIG": str(lab.control_plane().kubeconfig), "NODE": ctx.node.name,
             "NAMESPACE": ctx.kube.namespace}
+
+
+def _kernel_lockups(lab, node) -> list[str]:
+    """What the node's own kernel said of lockups (lab.backends.base.Backend.kernel_lockups);
+    a console that cannot be read is no lockup, and the run goes on to its teardown."""
+    try:
+        return lab.backend.kernel_lockups(node)
+    except Exception as exc:  # noqa: BLE001 - evidence, never a reason to skip the teardown
+        say(f"[yellow]could not read {node.name}'s console for lockups: {exc}[/yellow]")
+        return []
 
 
 def _collect_logs(lab, node, run: str) -> list[str]:

@@ -162,6 +162,10 @@ class QemuBackend(Backend):
             saved.append(path)
         return saved
 
+    def kernel_lockups(self, node: SSHNode) -> list[str]:
+        console = Path(node.details.get("console", ""))
+        return vm.lockups(console.read_text(errors="replace")) if console.is_file() else []
+
     def reset(self, keep) -> list[str]:
         removed = []
         for res in self.state.removal_order():

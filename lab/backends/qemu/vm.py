@@ -24,6 +24,18 @@ BOOT_TIMEOUT = 240          # qemu start -> systemd running, under TCG
 # kernel message does not match, and the wait goes on.
 HOSTKEY_LINE = re.compile(r"nodelab-hostkey (ssh-ed25519) (AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43})")
 
+# What a guest kernel prints when it stops making progress: 4.4's "NMI
+# watchdog: BUG: soft lockup - CPU#0 stuck for 22s!", 6.1's "watchdog: BUG:
+# soft lockup ...", RCU's "rcu_sched self-detected stall on CPU" / "rcu_preempt
+# detected stalls on CPUs/tasks", the hard-lockup watchdog's. Seen under TCG:
+# a 6.1 guest with both vCPUs stuck in signal delivery for minutes.
+LOCKUP_LINE = re.compile(r"BUG: soft lockup|detected stalls? on CPU|hard LOCKUP on cpu")
+
+
+def lockups(console_text: str) -> list[str]:
+    """The console's lines that report a kernel lockup or RCU stall (LOCKUP_LINE)."""
+    return [line.strip() for line in console_text.splitlines() if LOCKUP_LINE.search(line)]
+
 
 def boot(state: LabState, docker, name: str, target: Target, image: str, kube_bin_dir: Path, probe_dir: Path,
          say=print, kernel_args: tuple[str, ...] = ()) -> SSHNode:
