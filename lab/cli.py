@@ -28,6 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     p_images = sub.add_parser("images", help="list targets and their images; `images build TARGET` builds one")
     p_images.add_argument("action", nargs="?", choices=["build"])
     p_images.add_argument("target", nargs="?")
+    p_box = sub.add_parser("box", help="workshop: `box build TARGET` makes the target's VM image a vagrant box "
+                                       "(libvirt) and adds it as nodelab/TARGET")
+    p_box.add_argument("action", choices=["build"])
+    p_box.add_argument("target")
     p_up = sub.add_parser("up", help="start nodes joined to the lab's API server")
     p_up.add_argument("--target", default="xenial-ga")
     p_up.add_argument("--nodes", type=int, default=1)
@@ -123,6 +127,19 @@ def cmd_images(args) -> int:
         return 0
     for row in lab.ground().image_listing():
         print(f"{row['target']:10} {row['status']}\n{'':10} {row['summary']}")
+    return 0
+
+
+def cmd_box(args) -> int:
+    """Build (or find) the box and add it to vagrant; the workshop's Vagrantfile boots it
+    (lab.backends.vagrant). Whatever --backend says, a box is the vagrant backend's."""
+    target = targets.get(args.target)
+    lab = Lab(say=say, kube_binaries=args.kube_binaries, backend="vagrant")
+    for line in lab.setup():   # the engine that builds node images, libvirtd that boots boxes
+        say(line)
+    from lab.backends.vagrant import box
+    print(f"{lab.backend.build_box(target, lab.bins.directory)} (in {box.installed(target.name)}); now "
+          f"`vagrant up {target.name}` where the workshop's Vagrantfile is")
     return 0
 
 
@@ -308,7 +325,7 @@ def cmd_reset(args) -> int:
     return 0
 
 
-COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "up": cmd_up,
+COMMANDS = {"setup": cmd_setup, "doctor": cmd_doctor, "images": cmd_images, "box": cmd_box, "up": cmd_up,
             "status": cmd_status, "down": cmd_down, "run": cmd_run, "scenarios": cmd_scenarios,
             "report": cmd_report, "gate": cmd_gate,
             "break": cmd_break, "check": cmd_check, "hint": cmd_hint, "reset": cmd_reset}

@@ -1,5 +1,6 @@
 """The lab host: the packages it needs, and what it can run (backends add their own checks)."""
 
+import glob
 import os
 import shutil
 from dataclasses import dataclass
@@ -23,7 +24,11 @@ HOST_COMMANDS = {
 
 
 def missing_commands(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {cmd: pkg for cmd, pkg in {**HOST_COMMANDS, **(extra or {})}.items() if shutil.which(cmd) is None}
+    """What is missing, as command -> package; a command given as a path pattern (a
+    package that brings no command, e.g. a vagrant plugin) is present when a file matches it."""
+    def present(cmd: str) -> bool:
+        return bool(glob.glob(cmd)) if cmd.startswith("/") else shutil.which(cmd) is not None
+    return {cmd: pkg for cmd, pkg in {**HOST_COMMANDS, **(extra or {})}.items() if not present(cmd)}
 
 
 def install_packages(say=print, extra: dict[str, str] | None = None) -> list[str]:

@@ -2,7 +2,7 @@
 
 from lab.errors import LabError
 
-BACKENDS = ("docker", "qemu")
+BACKENDS = ("docker", "qemu", "vagrant")
 
 
 def backend_class(name: str):
@@ -13,6 +13,9 @@ def backend_class(name: str):
     if name == "qemu":
         from lab.backends.qemu.backend import QemuBackend
         return QemuBackend
+    if name == "vagrant":
+        from lab.backends.vagrant.backend import VagrantBackend
+        return VagrantBackend
     raise LabError(f"unknown backend {name!r}; known: {', '.join(BACKENDS)}")
 
 
