@@ -73,10 +73,10 @@ def test_a_run_whose_vm_kernel_locked_up_is_run_once_more_and_a_second_lockup_fa
     import pytest
     locked = {"scenario": "memcg", "target": "bookworm", "variant": "", "verdict": "inconclusive",
               "verdict_reason": "the node's own kernel locked up (...)", "expected": {"verdict": "immune"},
-              "report_file": "first.json", "observations": [],
+              "report_file": "first.json", "observations": [], "error": "LabError: wave 1: a pod did not complete",
               "kernel_lockups": {"count": 12, "first": ["[ 132.69] watchdog: BUG: soft lockup - CPU#1 stuck"]}}
     immune = {**locked, "verdict": "immune", "verdict_reason": "fix seen", "report_file": "second.json"}
-    del immune["kernel_lockups"]
+    del immune["kernel_lockups"], immune["error"]
     runs = [locked, immune]
     monkeypatch.setattr("lab.pytest_plugin.run", lambda *args: runs.pop(0))
     memcg = catalog.shipped()["memcg"]
@@ -86,6 +86,11 @@ def test_a_run_whose_vm_kernel_locked_up_is_run_once_more_and_a_second_lockup_fa
     runs[:] = [locked, dict(locked, report_file="again.json")]
     with pytest.raises(AssertionError, match="locked up"):
         pytest_plugin.check("the lab", memcg, "bookworm")
+    # A run that ended with a verdict stands, lockups or not (a symptom seen, its recovery not).
+    runs[:] = [{k: v for k, v in locked.items() if k != "error"}]
+    with pytest.raises(AssertionError, match="locked up"):
+        pytest_plugin.check("the lab", memcg, "bookworm")
+    assert not runs
     # An inconclusive run on a kernel that did not lock up is not run again.
     runs[:] = [dict(immune, verdict="inconclusive", verdict_reason="wave 1 did not complete")]
     with pytest.raises(AssertionError, match="wave 1 did not complete"):

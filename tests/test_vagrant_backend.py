@@ -44,6 +44,7 @@ def test_a_box_is_added_unless_vagrant_has_that_very_box(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(box.shell, "run", lambda argv, **kw: calls.append(argv))
     monkeypatch.setattr(box, "_drop_unused_volumes", lambda target: None)
+    monkeypatch.setattr(box, "_drop_unused_kernels", lambda target: None)
     assert box.add(made, "xenial-ga") == "nodelab/xenial-ga"
     assert calls == [["vagrant", "box", "add", "--force", "--name", "nodelab/xenial-ga", str(made)]]
     installed = box.installed("xenial-ga")

@@ -29,8 +29,7 @@ printf 'virtio_rng\n9pnet_virtio\n9p\noverlay\nbr_netfilter\n' > /etc/modules-lo
 # node has them) need 9pnet_virtio loaded first: x-systemd.requires orders them.
 # A large msize: kubelet's 110 MB binary pages in over 9p (8 KiB messages by
 # default on 4.4) and stays in the guest's page cache (cache=loose: the shares are
-# read-only). nofail: a workshop box under vagrant has no shares (the lab
-# copies the binaries in), and boots on. No entry for /: the kernel mounted it, and an entry makes
+# read-only). No entry for /: the kernel mounted it, and an entry makes
 # systemd wait for udev to announce /dev/vda (15 s under TCG).
 # What the container entrypoint writes at every start, written once here.
 mkdir -p /etc/docker /opt/nodelab/kube /usr/local/lib/nodelab /root/.ssh
@@ -41,8 +40,8 @@ cat > /etc/docker/daemon.json <<'JSON'
 }
 JSON
 cat >> /etc/fstab <<'FSTAB'
-kube /opt/nodelab/kube 9p trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro,nofail,x-systemd.requires=systemd-modules-load.service 0 0
-assets /usr/local/lib/nodelab 9p trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro,nofail,x-systemd.requires=systemd-modules-load.service 0 0
+kube /opt/nodelab/kube 9p trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro,x-systemd.requires=systemd-modules-load.service 0 0
+assets /usr/local/lib/nodelab 9p trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro,x-systemd.requires=systemd-modules-load.service 0 0
 FSTAB
 
 # SSH: keys only, no PAM (a PAM session asks logind over the system bus,

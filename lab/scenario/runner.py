@@ -148,10 +148,11 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
             f"{o.name}: {o.summary}" for o in timeline.seen(SYMPTOM))
     else:
         verdict, reason = derive_verdict(timeline, scenario.key_symptoms)
-    if verdict == INCONCLUSIVE and "kernel_lockups" in report:
+    if "kernel_lockups" in report:
         lockups = report["kernel_lockups"]
-        reason = (f"the node's own kernel locked up ({lockups['count']} console lines, the first: "
-                  f"{lockups['first'][0]}), so the run says nothing of the bug; {reason}")
+        said = f"the node's own kernel locked up ({lockups['count']} console lines, the first: {lockups['first'][0]})"
+        reason = (f"{said}, so the run says nothing of the bug; {reason}" if verdict == INCONCLUSIVE else
+                  f"{reason}; beware: {said}")
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
                    "total_seconds": round(time.monotonic() - t0, 1)})
     detectors = detection.report(watch, detector_error, timeline, verdict, scenario.detector_unjudged.get(variant, ""))

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from xml.etree import ElementTree
 
-from lab import paths
+from lab import paths, shell
 from lab.backends.qemu.backend import QemuBackend
 from lab.backends.qemu.disk import VMImage
 from lab.backends.qemu.ssh import SSHNode, lab_key
@@ -96,6 +96,7 @@ class VagrantBackend(QemuBackend):
             node = self._adopt(name, detail, kube_bin_dir)
         except BaseException:
             self.state.forget(KIND, name)
+            shutil.rmtree(detail["dir"], ignore_errors=True)   # its known_hosts: the machine stays the user's
             raise
         return node
 
@@ -129,7 +130,8 @@ class VagrantBackend(QemuBackend):
         return node_of(name, detail)
 
     def free_name(self, base: str, index: int) -> str:
-        existing = {r.ref for r in self.state.resources(KIND)}
+        # Node directories (state/nodes/NAME) are shared with the qemu backend's VMs.
+        existing = {r.ref for r in self.state.resources(KIND)} | {r.ref for r in self.state.resources("vm")}
         n = index + 1
         while f"{base}-{n}" in existing:
             n += 1
@@ -153,10 +155,16 @@ class VagrantBackend(QemuBackend):
             _destroy(self.state, res)
 
     def reset(self, keep) -> list[str]:
+        """Destroy the machines the lab adopted; one vagrant cannot destroy stays recorded
+        (a later `down` tries again) and does not stop the rest of `down`."""
         removed = []
         for res in self.state.resources(KIND):
-            if not keep(res):
+            if keep(res):
+                continue
+            try:
                 removed += _destroy(self.state, res)
+            except LabError as exc:
+                self.say(f"[yellow]{exc}[/yellow]")
         return removed
 
 
@@ -206,12 +214,14 @@ def node_of(name: str, detail: dict) -> SSHNode:
 def _destroy(state, res: Resource) -> list[str]:
     """`vagrant destroy -f` the machine a node was (its disk goes with it), and forget the node."""
     removed = []
-    if _domstate(res.detail["domain"]) not in ("", "missing"):
-        proc = subprocess.run(["vagrant", "destroy", "-f", res.detail["machine"]], cwd=res.detail["workdir"],
-                              capture_output=True, text=True, timeout=300)
-        if proc.returncode != 0:
-            raise LabError(f"vagrant destroy {res.detail['machine']} failed: {(proc.stderr or proc.stdout)[-800:]}")
-        removed.append(f"workshop machine {res.detail['machine']} (vagrant destroy)")
+    machine, workdir = res.detail["machine"], res.detail["workdir"]
+    if _domstate(res.detail["domain"]) != "missing":
+        # In the machine's own directory, whatever VAGRANT_CWD or the machines the
+        # Vagrantfile defines today say in this shell.
+        env = {**os.environ, "VAGRANT_CWD": workdir, "NODELAB_WORKSHOP_TARGETS": machine}
+        shell.run(["vagrant", "destroy", "-f", machine], cwd=workdir, env=env, timeout=300)
+        removed.append(f"workshop machine {machine} (vagrant destroy)")
+    Path(res.detail["console"]).unlink(missing_ok=True)   # the next machine's console starts empty
     node_dir = Path(res.detail["dir"])
     if node_dir.exists() and paths.state_dir() in node_dir.parents:
         shutil.rmtree(node_dir, ignore_errors=True)
@@ -229,8 +239,15 @@ def _tar(directory: Path, only: tuple[str, ...] | None = None) -> bytes:
 
 
 def _domstate(domain: str) -> str:
+    """libvirt's state of the domain ("running", "shut off", ...), "missing" when libvirt
+    has no such domain; an error when libvirt does not answer (never taken for "gone")."""
     proc = _virsh("domstate", domain, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else "missing"
+    if proc.returncode == 0:
+        return proc.stdout.strip()
+    if "failed to get domain" in proc.stderr or "Domain not found" in proc.stderr:
+        return "missing"
+    raise LabError(f"libvirt does not answer about the workshop machine {domain}: {proc.stderr.strip()} "
+                   "(`nodelab --backend vagrant setup` starts libvirtd)")
 
 
 def _virsh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -238,6 +255,8 @@ def _virsh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         proc = subprocess.run(["virsh", "-c", LIBVIRT, *args], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
         raise LabError("virsh: not installed (run `nodelab --backend vagrant setup`)") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"virsh {' '.join(args)}: libvirt did not answer in 60 s") from None
     if check and proc.returncode != 0:
         raise LabError(f"virsh {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc

@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from lab import paths, shell
+from lab.errors import LabError
 from lab.backends.qemu import disk, machine
 from lab.backends.qemu.ssh import lab_key, public_blob
 from lab.recipes.targets import Target
@@ -110,8 +111,9 @@ def build(image: disk.VMImage, target: Target, kube_bin_dir: Path, probe_dir: Pa
             for member in ("metadata.json", "Vagrantfile", "box.img", "vmlinuz", "initrd.img"):
                 if (work / member).exists():
                     tar.add(work / member, arcname=member)
-        for older in out.parent.glob(f"{target.name}-*.box"):
-            older.unlink()
+        for older in out.parent.iterdir():   # this target's earlier boxes (not xenial-ga's for xenial)
+            if re.fullmatch(rf"{re.escape(target.name)}-[0-9a-f]{{12}}\.box", older.name):
+                older.unlink()
         partial.replace(out)
     return out
 
@@ -129,6 +131,12 @@ def _without_shares(raw: Path, work: Path, kube_bin_dir: Path) -> None:
                 f"set_inode_field {KUBE_IN_NODE}/kubelet mode 0100755"]
     for request in requests:
         shell.run(["debugfs", "-w", "-R", request, str(raw)], timeout=120)
+    # debugfs says a failed request on stderr and exits 0: read back what must be there.
+    listed = shell.run(["debugfs", "-R", f"ls -l {KUBE_IN_NODE}", str(raw)], timeout=60).stdout
+    size = (kube_bin_dir / "kubelet").stat().st_size
+    if not re.search(rf"\b{size}\b.*\bkubelet\b", listed) or "9p" in shell.run(
+            ["debugfs", "-R", "cat /etc/fstab", str(raw)], timeout=60).stdout:
+        raise LabError(f"writing kubelet and /etc/fstab into the box's image failed; debugfs lists:\n{listed}")
 
 
 def installed(target: str) -> Path:
@@ -149,6 +157,7 @@ def add(box: Path, target: str) -> str:
         pass
     shell.run(["vagrant", "box", "add", "--force", "--name", name(target), str(box)], timeout=900)
     _drop_unused_volumes(target)
+    _drop_unused_kernels(target)
     return name(target)
 
 
@@ -172,3 +181,14 @@ def _drop_unused_volumes(target: str) -> None:
     for volume in volumes[:-1]:   # the newest (the name carries the time it was added) is the box's now
         if volume not in used:
             shell.run(["virsh", "-c", "qemu:///system", "vol-delete", volume], check=False)
+
+
+def _drop_unused_kernels(target: str) -> None:
+    """Kernels staged by earlier boxes of this target that no defined machine boots."""
+    domains = shell.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"], check=False).stdout.split()
+    booted = "".join(shell.run(["virsh", "-c", "qemu:///system", "dumpxml", d], check=False).stdout for d in domains)
+    current = (installed(target) / "Vagrantfile").read_text()
+    for staged in LIBVIRT_IMAGES.glob(f"{STAGED_PREFIX}{target}-*"):
+        if re.fullmatch(rf"{re.escape(STAGED_PREFIX + target)}-[0-9a-f]{{12}}-.*", staged.name) \
+                and str(staged) not in booted and str(staged) not in current:
+            staged.unlink()
