@@ -13,7 +13,8 @@ from lab.backends.vagrant import backend as vagrant, box
 from lab.errors import LabError
 from lab.recipes.targets import TARGETS
 
-DOMAIN_XML = """<domain type='qemu'><name>main_xenial-ga</name><devices>
+DOMAIN_XML = """<domain type='qemu'><name>main_xenial-ga</name><memory unit='KiB'>2097152</memory>
+<vcpu placement='static'>2</vcpu><devices>
 <serial type='file'><source path='/work/.vagrant/nodelab-xenial-ga-console.txt'/><target port='0'/></serial>
 </devices></domain>"""
 
@@ -78,7 +79,7 @@ def test_a_running_workshop_machine_is_found_with_its_address_and_console(worksh
     _machine(where)
     assert vagrant.workshop_machine("xenial-ga") == {
         "machine": "xenial-ga", "workdir": str(where), "domain": "fad42232-437b", "address": "192.168.121.80",
-        "console": "/work/.vagrant/nodelab-xenial-ga-console.txt"}
+        "console": "/work/.vagrant/nodelab-xenial-ga-console.txt", "accel": "tcg", "memory_mib": 2048, "cpus": 2}
 
 
 def test_what_is_missing_for_a_workshop_machine_is_said_with_what_to_do(workshop):

@@ -199,14 +199,18 @@ def workshop_machine(target: str) -> dict:
     if console is None:
         raise LabError(f"the workshop machine {target} has no serial console in a file (the repository's "
                        "Vagrantfile sets one): the lab reads its host key there")
+    memory = xml.find("./memory")
+    factor = {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}.get(memory.get("unit", "KiB"), 1 / 1024) if memory is not None else 0
     return {"machine": target, "workdir": str(where), "domain": domain, "address": address.group(1),
-            "console": console.get("path")}
+            "console": console.get("path"), "accel": "kvm" if xml.get("type") == "kvm" else "tcg",
+            "memory_mib": int(int(memory.text) * factor) if memory is not None else 0,
+            "cpus": int(xml.findtext("./vcpu") or 0)}
 
 
 def node_of(name: str, detail: dict) -> SSHNode:
-    details = {"machine": detail["machine"], "domain": detail["domain"], "workdir": detail["workdir"],
-               "console": detail["console"], "kernel_release": detail.get("kernel_release"),
-               "sandbox": "none: the VM's systemd is a real machine's PID 1"}
+    details = {k: detail.get(k) for k in ("machine", "domain", "workdir", "console", "kernel_release", "accel",
+                                          "memory_mib", "cpus")}
+    details["sandbox"] = "none: the VM's systemd is a real machine's PID 1"
     return VagrantNode(name, detail["address"], lab_key(paths.state_dir() / "ssh"), detail.get("host_key", ""),
                        Path(detail["dir"]) / "known_hosts", target=detail["target"], details=details)
 
