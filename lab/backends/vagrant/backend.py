@@ -33,7 +33,8 @@ from lab.backends.vagrant import box
 from lab.errors import LabError
 from lab.owned import daemons
 from lab.owned.state import Resource
-from lab.recipes.targets import Target
+from lab.host import Check
+from lab.recipes.targets import TARGETS, Target
 
 LIBVIRT = "qemu:///system"
 KIND = "vagrant-machine"
@@ -53,6 +54,21 @@ class VagrantBackend(QemuBackend):
     # -- host ---------------------------------------------------------------
     def prepare(self) -> str:
         return f"{super().prepare()}; libvirt {self._libvirt()} for vagrant-libvirt"
+
+    def doctor(self) -> list[Check]:
+        checks = super().doctor()
+        try:
+            version = _virsh("version", "--daemon", check=False)
+            answers = version.returncode == 0
+            said = version.stdout.strip().splitlines()[-1] if answers else \
+                "libvirtd does not answer (`nodelab box build` starts it)"
+        except LabError as exc:
+            answers, said = False, str(exc)
+        checks.append(Check("libvirt", answers, said))
+        boxes = [t for t in TARGETS if (box.installed(t) / "box.img").exists()]
+        checks.append(Check("boxes", True, ", ".join(box.name(t) for t in boxes) if boxes else
+                            "none yet (`nodelab box build TARGET`)"))
+        return checks
 
     def _libvirt(self) -> str:
         """libvirt's version, starting virtlogd and libvirtd (recorded, stopped by `down`) if none answers."""
