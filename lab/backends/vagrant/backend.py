@@ -36,7 +36,6 @@ from lab.owned.state import Resource
 from lab.host import Check
 from lab.recipes.targets import TARGETS, Target
 
-LIBVIRT = "qemu:///system"
 KIND = "vagrant-machine"
 ASSETS_IN_NODE = "/usr/local/lib/nodelab"     # where the qemu backend's 9p share puts the lab's node scripts
 
@@ -272,7 +271,7 @@ def _domstate(domain: str) -> str:
 
 def _virsh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     try:
-        proc = subprocess.run(["virsh", "-c", LIBVIRT, *args], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(["virsh", "-c", box.LIBVIRT, *args], capture_output=True, text=True, timeout=60)
     except FileNotFoundError:
         raise LabError("virsh: not installed (run `nodelab --backend vagrant setup`)") from None
     except subprocess.TimeoutExpired:

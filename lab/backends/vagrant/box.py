@@ -29,6 +29,7 @@ from lab.backends.qemu import disk, machine
 from lab.backends.qemu.ssh import lab_key, public_blob
 from lab.recipes.targets import Target
 
+LIBVIRT = "qemu:///system"                          # the libvirt vagrant-libvirt uses by default
 LIBVIRT_IMAGES = Path("/var/lib/libvirt/images")   # the default storage pool: box volumes, staged kernels
 STAGED_PREFIX = "nodelab-box-"
 KUBE_IN_NODE = "/opt/nodelab/kube"        # where the qemu backend's 9p share puts the binaries
@@ -166,7 +167,7 @@ def _drop_unused_volumes(target: str) -> None:
     own and never deletes one: drop this box's earlier volumes that no machine's
     disk is backed by (a machine made from an earlier box keeps its base)."""
     prefix = name(target).replace("/", "-VAGRANTSLASH-") + "_vagrant_box_image_0_"
-    listed = shell.run(["virsh", "-c", "qemu:///system", "vol-list", "default"], check=False).stdout
+    listed = shell.run(["virsh", "-c", LIBVIRT, "vol-list", "default"], check=False).stdout
     volumes = sorted(path for path in re.findall(r"(\S+\.img)\s*$", listed, re.M) if Path(path).name.startswith(prefix))
     if len(volumes) < 2:
         return
@@ -180,13 +181,13 @@ def _drop_unused_volumes(target: str) -> None:
             used.add(found.group(1))
     for volume in volumes[:-1]:   # the newest (the name carries the time it was added) is the box's now
         if volume not in used:
-            shell.run(["virsh", "-c", "qemu:///system", "vol-delete", volume], check=False)
+            shell.run(["virsh", "-c", LIBVIRT, "vol-delete", volume], check=False)
 
 
 def _drop_unused_kernels(target: str) -> None:
     """Kernels staged by earlier boxes of this target that no defined machine boots."""
-    domains = shell.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"], check=False).stdout.split()
-    booted = "".join(shell.run(["virsh", "-c", "qemu:///system", "dumpxml", d], check=False).stdout for d in domains)
+    domains = shell.run(["virsh", "-c", LIBVIRT, "list", "--all", "--name"], check=False).stdout.split()
+    booted = "".join(shell.run(["virsh", "-c", LIBVIRT, "dumpxml", d], check=False).stdout for d in domains)
     current = (installed(target) / "Vagrantfile").read_text()
     for staged in LIBVIRT_IMAGES.glob(f"{STAGED_PREFIX}{target}-*"):
         if re.fullmatch(rf"{re.escape(STAGED_PREFIX + target)}-[0-9a-f]{{12}}-.*", staged.name) \
