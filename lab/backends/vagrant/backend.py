@@ -15,6 +15,7 @@ makes a fresh one. Images, SSH, logs and lockups are the qemu backend's.
 """
 
 import io
+import json
 import os
 import re
 import shutil
@@ -198,10 +199,10 @@ def workshop_machine(target: str) -> dict:
         raise LabError(f"no Vagrantfile in {where}: run nodelab where the workshop's Vagrantfile is, or set VAGRANT_CWD")
     try:
         domain = (data / "id").read_text().strip()
-        made_from = (data / "box_meta").read_text()
-    except OSError:
+        made_from = json.loads((data / "box_meta").read_text()).get("name")
+    except (OSError, ValueError):
         raise LabError(f"no workshop machine {target} in {where}: {hint}") from None
-    if f'"name":"{box.name(target)}"' not in made_from.replace(" ", ""):
+    if made_from != box.name(target):
         raise LabError(f"the machine {target} in {where} is not made from the box {box.name(target)}: {made_from}")
     if _domstate(domain) != "running":
         raise LabError(f"the workshop machine {target} in {where} is not running: {hint}")
