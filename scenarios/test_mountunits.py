@@ -279,10 +279,13 @@ def _pod(name: str, node: str, image: str) -> dict:
 
 def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
     """Create `count` pods, wait until all run, delete them, wait until their
-    containers and subPath mounts are gone (one churn cycle, as a cron job's;
-    but see `_lingering`). Returns what systemd and the node had while the
-    pods ran."""
+    containers and every mount of their volumes are gone (one churn cycle, as
+    a cron job's; but see `_lingering`). kubelet unmounts a deleted pod's
+    secret tmpfs after its containers have gone: a cleaner run before that
+    rightly keeps that mount's scope unit (CI of 2026-12-05 counted one left).
+    Returns what systemd and the node had while the pods ran."""
     names = [f"{PREFIX}{label}-{i:02d}" for i in range(count)]
+    volumes_before = _sample(ctx)["pod_mounts"]
     for name in names:
         ctx.kube.create_pod(_pod(name, ctx.node.name, ctx.lab.sandbox_image))
     wait = max(120, 40 * count)   # a VM under TCG: 8 pods ~70 s to start and go; once 5 took ~185 s
@@ -297,22 +300,25 @@ def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
     left, one_left_since = {}, []
 
     def gone_or_one_lingers() -> bool:
+        now = _sample(ctx)
         left.update(pods=sorted(set(workload.pods_of_containers_on_node(ctx.node, PREFIX, exited=False))
                                 - set(stuck["pods"])),
-                    subpath_mounts=_sample(ctx)["subpath_mounts"] - stuck["subpath_mounts"])
-        if not left["pods"] and left["subpath_mounts"] <= 0:
+                    subpath_mounts=now["subpath_mounts"] - stuck["subpath_mounts"],
+                    volume_mounts=now["pod_mounts"] - volumes_before)
+        if not left["pods"] and left["subpath_mounts"] <= 0 and left["volume_mounts"] <= 0:
             return True
         one = count > 1 and _lingering(left["pods"], left["subpath_mounts"])
         one_left_since[:] = (one_left_since or [time.monotonic()]) if one else []
         return bool(one_left_since) and time.monotonic() - one_left_since[0] >= LINGER_S
 
     until(gone_or_one_lingers, wait, every=1)
-    if left["pods"] or left["subpath_mounts"] > 0:
+    if left["pods"] or left["subpath_mounts"] > 0 or left["volume_mounts"] > 0:
         seen = runtime.lingering_containers(ctx.node, PREFIX)
         if not (one_left_since and time.monotonic() - one_left_since[0] >= LINGER_S):
-            raise LabError(f"cycle {label}: the pods' containers or subPath mounts were still there {wait} s after "
-                           f"delete (pods {left['pods']}, {left['subpath_mounts']} subPath mounts); containers "
-                           f"still running:\n{seen}")
+            raise LabError(f"cycle {label}: the pods' containers or volume mounts were still there {wait} s after "
+                           f"delete (pods {left['pods']}, {left['subpath_mounts']} subPath mounts, "
+                           f"{left['volume_mounts']} more mounts under /var/lib/kubelet/pods than before the cycle); "
+                           f"containers still running:\n{seen}")
         stuck["pods"] += left["pods"]
         stuck["subpath_mounts"] += left["subpath_mounts"]
         ctx.observe(f"container-would-not-exit-{label}", EVIDENCE, True,
@@ -339,6 +345,7 @@ echo transient $(systemctl list-units --all --no-legend --plain | grep -c 'Kuber
 echo pod_mount_units $(systemctl list-units --all --no-legend --plain -t mount | grep -c 'var-lib-kubelet-pods')
 echo inactive_mount_units $(systemctl list-units --all --no-legend --plain -t mount | grep 'var-lib-kubelet' | grep -c ' inactive ')
 echo subpath_mounts $(grep -c volume-subpaths /proc/1/mountinfo)
+echo pod_mounts $(grep -c ' /var/lib/kubelet/pods/' /proc/1/mountinfo)
 echo pid1_rss_kib $(awk '/^VmRSS/{print $2}' /proc/1/status)
 echo kubelet_rss_kib $(awk '/^VmRSS/{print $2}' /proc/$(systemctl show -p MainPID kubelet | cut -d= -f2)/status)
 echo wrapped_calls $(cat /var/log/nodelab-systemd-run-mount.log 2>/dev/null | wc -l)
