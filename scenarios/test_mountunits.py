@@ -279,13 +279,13 @@ def _pod(name: str, node: str, image: str) -> dict:
 
 def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
     """Create `count` pods, wait until all run, delete them, wait until their
-    containers and every mount of their volumes are gone (one churn cycle, as
-    a cron job's; but see `_lingering`). kubelet unmounts a deleted pod's
-    secret tmpfs after its containers have gone: a cleaner run before that
-    rightly keeps that mount's scope unit (CI of 2026-12-05 counted one left).
+    containers are gone, and with them every mount of their volumes (one churn
+    cycle, as a cron job's; but see `_lingering`). kubelet unmounts a deleted
+    pod's secret tmpfs after its containers have gone: a cleaner run before
+    that rightly keeps that mount's scope unit (CI of 2026-12-05 counted one
+    left). Mounts are told apart by pod UID.
     Returns what systemd and the node had while the pods ran."""
     names = [f"{PREFIX}{label}-{i:02d}" for i in range(count)]
-    volumes_before = _sample(ctx)["pod_mounts"]
     for name in names:
         ctx.kube.create_pod(_pod(name, ctx.node.name, ctx.lab.sandbox_image))
     wait = max(120, 40 * count)   # a VM under TCG: 8 pods ~70 s to start and go; once 5 took ~185 s
@@ -295,19 +295,19 @@ def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
         late = next(n for n in names if workload.phase_and_restarts(ctx.kube.pod(n))[0] != "Running")
         raise LabError(f"cycle {label}: {late} not Running after {wait} s: {workload.why_not_running(ctx.kube, late)}")
     while_running = _sample(ctx)
+    uids = {p.metadata.name: p.metadata.uid for p in ctx.kube.pods(SELECTOR)}
     ctx.kube.delete_pods(SELECTOR)
     stuck = ctx.scratch.setdefault("lingering", {"pods": [], "subpath_mounts": 0})
     left, one_left_since = {}, []
 
     def gone_or_one_lingers() -> bool:
-        now = _sample(ctx)
-        left.update(pods=sorted(set(workload.pods_of_containers_on_node(ctx.node, PREFIX, exited=False))
-                                - set(stuck["pods"])),
-                    subpath_mounts=now["subpath_mounts"] - stuck["subpath_mounts"],
-                    volume_mounts=now["pod_mounts"] - volumes_before)
+        running = set(workload.pods_of_containers_on_node(ctx.node, PREFIX, exited=False))
+        left.update(pods=sorted(running - set(stuck["pods"])),
+                    subpath_mounts=_sample(ctx)["subpath_mounts"] - stuck["subpath_mounts"],
+                    volume_mounts=_mounts_of(ctx, [uid for pod, uid in uids.items() if pod not in running]))
         if not left["pods"] and left["subpath_mounts"] <= 0 and left["volume_mounts"] <= 0:
             return True
-        one = count > 1 and _lingering(left["pods"], left["subpath_mounts"])
+        one = count > 1 and left["volume_mounts"] <= 0 and _lingering(left["pods"], left["subpath_mounts"])
         one_left_since[:] = (one_left_since or [time.monotonic()]) if one else []
         return bool(one_left_since) and time.monotonic() - one_left_since[0] >= LINGER_S
 
@@ -317,7 +317,7 @@ def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
         if not (one_left_since and time.monotonic() - one_left_since[0] >= LINGER_S):
             raise LabError(f"cycle {label}: the pods' containers or volume mounts were still there {wait} s after "
                            f"delete (pods {left['pods']}, {left['subpath_mounts']} subPath mounts, "
-                           f"{left['volume_mounts']} more mounts under /var/lib/kubelet/pods than before the cycle); "
+                           f"{left['volume_mounts']} mounts of pods whose containers had gone); "
                            f"containers still running:\n{seen}")
         stuck["pods"] += left["pods"]
         stuck["subpath_mounts"] += left["subpath_mounts"]
@@ -345,7 +345,6 @@ echo transient $(systemctl list-units --all --no-legend --plain | grep -c 'Kuber
 echo pod_mount_units $(systemctl list-units --all --no-legend --plain -t mount | grep -c 'var-lib-kubelet-pods')
 echo inactive_mount_units $(systemctl list-units --all --no-legend --plain -t mount | grep 'var-lib-kubelet' | grep -c ' inactive ')
 echo subpath_mounts $(grep -c volume-subpaths /proc/1/mountinfo)
-echo pod_mounts $(grep -c ' /var/lib/kubelet/pods/' /proc/1/mountinfo)
 echo pid1_rss_kib $(awk '/^VmRSS/{print $2}' /proc/1/status)
 echo kubelet_rss_kib $(awk '/^VmRSS/{print $2}' /proc/$(systemctl show -p MainPID kubelet | cut -d= -f2)/status)
 echo wrapped_calls $(cat /var/log/nodelab-systemd-run-mount.log 2>/dev/null | wc -l)
@@ -355,6 +354,15 @@ echo wrapped_calls $(cat /var/log/nodelab-systemd-run-mount.log 2>/dev/null | wc
 def _sample(ctx: Context) -> dict[str, int]:
     out = ctx.node.run(["sh", "-c", SAMPLE], timeout=60).stdout
     return {k: int(v) for k, v in (line.split() for line in out.splitlines() if len(line.split()) == 2)}
+
+
+def _mounts_of(ctx: Context, uids: list[str]) -> int:
+    """How many mounts of these pods (by UID) are still in the node's mount table."""
+    if not uids:
+        return 0
+    patterns = [arg for uid in uids for arg in ("-e", f"/var/lib/kubelet/pods/{uid}/")]
+    out = ctx.node.run(["grep", "-c", "-F", *patterns, "/proc/1/mountinfo"], timeout=60, check=False).stdout
+    return int(out.strip() or 0)
 
 
 def _describe(s: dict) -> str:

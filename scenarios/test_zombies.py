@@ -170,17 +170,19 @@ class ZombieFlood(Scenario):
         pod = CRON_POD if ctx.params.get("pid1") != "tini" else TINI_POD
         ctx.scratch["cron_pod"] = pod
         ctx.timeline.injected_at = time.monotonic()
-        pid1 = _start_cron(ctx, pod, under_init=ctx.params.get("pid1") == "tini")
+        cron = _start_cron(ctx, pod, under_init=ctx.params.get("pid1") == "tini")
+        pid1 = cron.pid1
+        ctx.scratch.update(pid1=pid1, pid1_started=procs.start_ticks(pid1) if pid1 else None, cron_cid=cron.cid)
         ctx.observe("cron-pod-running", INJECTION, pid1 is not None,
                     f"{pod} Running; its PID 1 is host PID {pid1} ({procs.comm(pid1)}), starting "
                     f"{ctx.setting('curls_per_job')} background curls every second against "
                     f"{ctx.scratch['endpoint'].url} (answers after {ctx.setting('curl_seconds')} s)"
-                    if pid1 else f"{pod} did not start: {ctx.scratch['not_running']}")
+                    if pid1 else f"{pod} did not start: {cron.not_running}")
 
     # -- detect -------------------------------------------------------------------
     def detect(self, ctx: Context) -> None:
         if ctx.params.get("pid1") == "tini":
-            self._watch_flat(ctx, ctx.scratch["cron_pod"], ctx.setting("flat_seconds"), FIX)
+            self._watch_flat(ctx, ctx.scratch["cron_pod"], ctx.scratch["pid1"], ctx.setting("flat_seconds"), FIX)
             started = workload.start_pod(ctx.kube, ctx.node.name, NEWCOMER_POD, ctx.lab.sandbox_image, "sleep 3600")
             ctx.observe("new-pod-starts", EVIDENCE, started is not None,
                         f"a new pod Running {started:.1f} s after it was created" if started is not None
@@ -254,9 +256,8 @@ class ZombieFlood(Scenario):
                     + (f"Running after {started:.1f} s" if started is not None else
                        f"did not start: {workload.why_not_running(ctx.kube, NEWCOMER_POD)}"))
 
-    def _watch_flat(self, ctx: Context, pod: str, seconds: int, kind: str) -> bool:
+    def _watch_flat(self, ctx: Context, pod: str, pid1: int, seconds: int, kind: str) -> bool:
         """Zombies under the pod's PID 1 stay flat while its jobs keep orphaning curls."""
-        pid1 = ctx.scratch["pid1"]
         w = cronpod.watch_flat(pid1, ctx.scratch["endpoint"], seconds, ctx.timeline.since_injection)
         flat = w.requests >= 10 * seconds and w.orphans_seen > 0 and w.peak <= ctx.setting("curls_per_job")
         ctx.observe("zombies-stay-flat" if kind == FIX else "tini-keeps-zombies-flat", kind, flat,
@@ -276,7 +277,7 @@ class ZombieFlood(Scenario):
         node, pid1, baseline = ctx.node, ctx.scratch["pid1"], ctx.scratch["baseline_pids"]
         t0 = time.monotonic()
         ctx.kube.delete_pod(ctx.scratch["cron_pod"])
-        if not ctx.until(lambda: not procs.alive(pid1), API_DELETE_SECONDS):
+        if not ctx.until(lambda: not _cron_pid1_alive(ctx), API_DELETE_SECONDS):
             # The node cannot fork, so kubelet and docker cannot stop the pod
             # (runc is a new process). An operator's already-open root shell
             # can still `kill -9` (a builtin): the lab does that from outside
@@ -286,49 +287,61 @@ class ZombieFlood(Scenario):
                         f"cannot fork); killing its PID 1 (host PID {pid1}) with SIGKILL from outside the node's "
                         f"PID namespace")
             os.kill(pid1, signal.SIGKILL)
-        ctx.until(lambda: not procs.alive(pid1), 60)
-        ctx.timings["delete_to_zombies_gone_s"] = round(time.monotonic() - t0, 1)
-        ctx.until(lambda: pidspace.node_in_use(node) <= baseline + 100, 60)
+        steps = []
+        if ctx.until(lambda: not _cron_pid1_alive(ctx), 60):
+            ctx.timings["delete_to_zombies_gone_s"] = round(time.monotonic() - t0, 1)
+        back = ctx.until(lambda: pidspace.node_in_use(node) <= baseline + 100, 60)
+        steps.append(f"{pidspace.node_in_use(node)} tasks in use {time.monotonic() - t0:.1f} s after the delete "
+                     f"(baseline {baseline}{'' if back else ', not back within 60 s'})")
         after_pod = workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600")
         serving = runtime.serving_again(ctx.kube, node, after_pod, KUBELET_WEDGED_SECONDS, NEW_POD_SECONDS)
-        ctx.timings["delete_to_ready_s"] = round((serving.ready_at or time.monotonic()) - t0, 1)
+        ctx.scratch["served"] = {"ready": serving.ready, "started": serving.started}
+        if serving.ready:
+            ctx.timings["delete_to_ready_s"] = round(serving.ready_at - t0, 1)
+        if serving.started:
+            ctx.timings["delete_to_new_pod_running_s"] = round(time.monotonic() - t0, 1)
+        steps.append(f"Ready {'again' if serving.ready else 'NOT again'}, {AFTER_POD} "
+                     f"{'Running' if serving.started else 'NOT Running'}")
         if serving.restarted:
             ctx.observe("daemons-wedged-after-exhaustion", EVIDENCE, True, serving.restarted)
-        ctx.timings["delete_to_new_pod_running_s"] = round(time.monotonic() - t0, 1)
+        ctx.observe("cron-pod-deleted", EVIDENCE, True, "; ".join(steps))
         # The source's other remedy: the same workload under tini.
         if not ctx.scratch["image"].init:
             ctx.observe("tini-keeps-zombies-flat", EVIDENCE, False, f"{node.target} has no tini/docker-init")
             return
         tini = _start_cron(ctx, TINI_POD, under_init=True)
-        if tini is None:
-            ctx.observe("tini-keeps-zombies-flat", RECOVERY, False,
-                        f"{TINI_POD} did not start: {ctx.scratch['not_running']}")
+        if tini.pid1 is None:
+            ctx.observe("tini-keeps-zombies-flat", RECOVERY, False, f"{TINI_POD} did not start: {tini.not_running}")
         else:
-            self._watch_flat(ctx, TINI_POD, ctx.setting("flat_seconds"), RECOVERY)
+            self._watch_flat(ctx, TINI_POD, tini.pid1, ctx.setting("flat_seconds"), RECOVERY)
         ctx.kube.delete_pod(TINI_POD)
-        ctx.scratch["pid1"] = pid1   # recover looks for the cron pod's PID 1, not tini's
 
     def recover(self, ctx: Context) -> None:
         """After the lab's repair, or (`nodelab check`) whatever a workshop
-        participant did: the cron pod's PID 1 and its zombies gone, the PIDs
-        back at the baseline, the node Ready and a new pod Running."""
+        participant did: the cron pod gone from the API and its PID 1 with its
+        zombies from the node, the PIDs back at the baseline, the node Ready
+        and a new pod Running."""
         node, pid1, baseline = ctx.node, ctx.scratch["pid1"], ctx.scratch["baseline_pids"]
-        gone = ctx.until(lambda: not procs.alive(pid1), 60)
+        cron_pod = ctx.scratch["cron_pod"]
+        gone = ctx.until(lambda: ctx.kube.pod(cron_pod) is None and not _cron_pid1_alive(ctx), 60)
         ctx.until(lambda: pidspace.node_in_use(node) <= baseline + 100, 60)
         in_use = pidspace.node_in_use(node)
-        left = "gone, and its zombies with it" if gone else \
+        left = "gone, and its zombies with it" if not _cron_pid1_alive(ctx) else \
             f"still there with {procs.children_states(pid1)['Z']} zombie children"
         ctx.observe("zombies-gone-pids-back", RECOVERY, gone and in_use <= baseline + 100,
-                    f"the cron pod's PID 1 (host PID {pid1}) {left}{_after_delete(ctx, 'zombies_gone')}; "
-                    f"{in_use} tasks in use (baseline {baseline})")
-        ready = ctx.until(lambda: ctx.kube.condition(node.name).status == "True", KUBELET_WEDGED_SECONDS)
+                    f"{cron_pod} {'deleted' if ctx.kube.pod(cron_pod) is None else 'still in the API'}; its PID 1 "
+                    f"(host PID {pid1}) {left}{_after_delete(ctx, 'zombies_gone')}; {in_use} tasks in use "
+                    f"(baseline {baseline})")
+        served = ctx.scratch.get("served", {})   # what the lab's repair saw, in a run
+        ready = served.get("ready", True) and \
+            ctx.until(lambda: ctx.kube.condition(node.name).status == "True", KUBELET_WEDGED_SECONDS)
         cond = ctx.kube.condition(node.name)
         ctx.observe("node-ready-again", RECOVERY, ready, f"Ready={cond.status} {cond.message}"
                     f"{_after_delete(ctx, 'ready')}; {runtime.daemon_states(node)}")
         if ctx.kube.pod(AFTER_POD) is None:
             ctx.kube.create_pod(workload.pod(AFTER_POD, node.name, ctx.lab.sandbox_image, "sleep 3600"))
-        started = ctx.until(lambda: workload.phase_and_restarts(ctx.kube.pod(AFTER_POD))[0] == "Running",
-                            NEW_POD_SECONDS)
+        started = served.get("started", True) and \
+            ctx.until(lambda: workload.phase_and_restarts(ctx.kube.pod(AFTER_POD))[0] == "Running", NEW_POD_SECONDS)
         ctx.observe("new-pod-starts-again", RECOVERY, started,
                     f"{AFTER_POD} Running{_after_delete(ctx, 'new_pod_running')}" if started
                     else f"{AFTER_POD} did not start: {workload.why_not_running(ctx.kube, AFTER_POD)}")
@@ -356,12 +369,15 @@ def _after_delete(ctx: Context, what: str) -> str:
     return f" {seconds} s after the delete" if seconds is not None else ""
 
 
-def _start_cron(ctx: Context, pod: str, under_init: bool) -> int | None:
-    """Start the cron pod; note its container and PID 1 (host PID). None if it never ran."""
-    cron = cronpod.start(ctx, pod, ctx.scratch["image"], ctx.scratch["endpoint"].url, ctx.setting("curls_per_job"),
+def _start_cron(ctx: Context, pod: str, under_init: bool) -> cronpod.CronPod:
+    """Start a cron pod; its PID 1 (host PID) is None if it never ran."""
+    return cronpod.start(ctx, pod, ctx.scratch["image"], ctx.scratch["endpoint"].url, ctx.setting("curls_per_job"),
                          under_init)
-    ctx.scratch.update(pid1=cron.pid1, cron_cid=cron.cid, not_running=cron.not_running)
-    return cron.pid1
+
+
+def _cron_pid1_alive(ctx: Context) -> bool:
+    """The injected cron pod's PID 1 still runs (that very process: its PID may have been reused since)."""
+    return procs.alive(ctx.scratch["pid1"], ctx.scratch["pid1_started"])
 
 
 SCENARIO = ZombieFlood()

@@ -22,9 +22,21 @@ def _stat(pid: str) -> tuple[str, int, str] | None:
     return rest[0], int(rest[1]), comm
 
 
-def alive(host_pid: int) -> bool:
+def alive(host_pid: int, started: int | None = None) -> bool:
+    """Whether a host PID runs (not gone, not a zombie); with `started` (its
+    start_ticks), only while it is that very process: PIDs are reused."""
     st = _stat(str(host_pid))
-    return st is not None and st[0] != "Z"
+    return st is not None and st[0] != "Z" and (started is None or start_ticks(host_pid) == started)
+
+
+def start_ticks(host_pid: int) -> int | None:
+    """When a host PID's process started (clock ticks after boot, /proc/PID/stat
+    field 22): with the PID, it names one process. None once it is gone."""
+    try:
+        raw = (PROC / str(host_pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2:].split()[19])
 
 
 def children(*host_pids: int) -> list[tuple[int, int, str, str]]:
