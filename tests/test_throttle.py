@@ -75,3 +75,32 @@ def test_stopping_the_relay_closes_and_notes_connections_still_open():
         relay.stop()
         srv.close()
     assert relay.connections[0].closed is not None
+
+
+def test_the_relay_as_a_process_of_the_lab_outlives_its_handle_and_is_seen_through_its_snapshot(tmp_path):
+    from lab.fixtures.throttle import RelayProcess
+    from lab.owned.state import LabState
+    state = LabState(tmp_path / "state")
+    payload = bytes(range(256)) * 400          # 100 KiB
+    srv, port = _server(payload)
+    relay = RelayProcess.start(state, "test-relay", "127.0.0.1", ("127.0.0.1", port), 200 * 1024, tmp_path)
+    try:
+        assert relay.running() and relay.port
+        with socket.create_connection(("127.0.0.1", relay.port)) as c:
+            c.sendall(b"hello")
+            got = b""
+            while chunk := c.recv(65536):
+                got += chunk
+        assert got == payload
+        # Another handle (a later command) finds the same relay and its connection.
+        again = RelayProcess(state, "test-relay", tmp_path / "relay.json")
+        deadline = time.monotonic() + 5
+        while not (again.connections and again.connections[0].closed) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert again.connections[0].bytes_down == len(payload)
+        assert again.connections[0].closed is not None
+    finally:
+        relay.stop()
+        srv.close()
+    assert not relay.running()
+    assert state.resources("process", "test-relay") == []
