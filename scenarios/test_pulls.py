@@ -15,16 +15,22 @@ them, and removes them from the node's docker so kubelet must pull.
 
 Steady state: node Ready, neither image on the node, no transfer on the slow
 path. Injection: pod A (large image, far) and, once A's layer is flowing, pod
-B (small image, near). Detection, from kubelet's events ("Pulling image",
-"Successfully pulled image ... in Xs"), the registry's own log (when each
-repository was first asked for) and the relay (when A's last byte went):
-B's pull starts only when A's transfer is over; B's wait against its own pull
-time. Immune (`--serialize-image-pulls=false`): B's pull overlaps A's and B
-runs while A is still pulling. Recovery, both remedies of the source: the
-same pods with the registry close to the node (both near), then kubelet
-restarted with `--serialize-image-pulls=false` and the slow path again.
+B (small image, near). Detection, while A's layer still crawls (the node as a
+participant of the workshop finds it): B not Running and its image never
+asked of the registry `blocked_s` after its creation. Then, once both run,
+from kubelet's events ("Pulling image", "Successfully pulled image ... in
+Xs"), the registry's own log (when each repository was first asked for) and
+the relay (when A's last byte went): B's pull began only when A's transfer
+was over; B's wait against its own pull time. Immune
+(`--serialize-image-pulls=false`): B runs while A is still pulling.
+Repair, both remedies of the source: the same pods with the registry close to
+the node (both near), then kubelet restarted with
+`--serialize-image-pulls=false` and the slow path again. Recovery (what
+`nodelab check` asks of a participant's repair): the newest B Running and
+kubelet's /configz saying it pulls side by side.
 """
 
+import json
 import time
 
 from lab.cluster import workload
@@ -32,7 +38,7 @@ from lab.errors import LabError
 from lab.progress import say
 from lab.fixtures import pullrace
 from lab.fixtures.registry import Registry
-from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
+from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import IMMUNE, REPRODUCES, BugRecord
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
@@ -55,7 +61,7 @@ RECORD = BugRecord(
 
 PARALLEL = ("--serialize-image-pulls=false",)
 DEFAULTS = {
-    "large_mib": Setting(32, "MiB of random bytes in the large image's own layer"),
+    "large_mib": Setting(48, "MiB of random bytes in the large image's own layer"),
     "slow_kib_per_s": Setting(1024, "the far (slow) path's bandwidth, KiB/s"),
     "wait_seconds": Setting(240, "how long a pod may take to run"),
     "blocked_s": Setting(10, "B's pull held back at least this long counts as serialized"),
@@ -71,7 +77,9 @@ class SerializedPulls(Scenario):
     # kubelet's pull queue does not care what the node is: on VMs only when asked (--target).
     primary_runs_on = {"qemu": ()}
     keyed_on_packages = False
-    key_symptoms = ("small-pull-waits-for-slow-pull",)
+    key_symptoms = ("small-pull-held-back", "small-pull-waits-for-slow-pull")
+    # A workshop's slow pull must outlast the participant's investigation (~12 min, not 48 s).
+    workshop_params = {"slow_kib_per_s": 64}
 
     def expected(self, ctx: Context) -> tuple[str, str]:
         config = ctx.kube.kubelet_config(ctx.node.name)
@@ -88,7 +96,7 @@ class SerializedPulls(Scenario):
         gateway = ctx.lab.host_address()
         t0 = time.monotonic()
         registry = Registry(ctx.lab.state, gateway, ctx.setting("slow_kib_per_s") * 1024).start(say)
-        ctx.scratch["registry"] = registry
+        ctx.scratch["registry"], ctx.scratch["registry_where"] = registry, registry.where()
         registry.trust(ctx.node)
         ctx.timings["registry_start_s"] = round(time.monotonic() - t0, 1)
         t0 = time.monotonic()
@@ -98,12 +106,15 @@ class SerializedPulls(Scenario):
                     f"{registry.version} at {registry.near} (near) and through the relay at {registry.far} "
                     f"({ctx.setting('slow_kib_per_s')} KiB/s); pushed from the node: {sizes}")
 
-    def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
-        left, registry = pullrace.images_on_node(ctx.node), ctx.scratch["registry"]
+        # Before the injection only: after a workshop's repair, A's pull may
+        # rightly still crawl (pulls no longer wait for it).
         in_flight = [c for c in registry.relay.connections if c.closed is None]
+        ctx.observe("slow-path-idle", STEADY, not in_flight, f"{len(in_flight)} transfers open on the slow path")
+
+    def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
+        left = pullrace.images_on_node(ctx.node)
         return {**super().steady_state(ctx),
-                "no-scenario-images-on-node": (not left, f"scenario images on the node: {left or 'none'}"),
-                "slow-path-idle": (not in_flight, f"{len(in_flight)} transfers open on the slow path")}
+                "no-scenario-images-on-node": (not left, f"scenario images on the node: {left or 'none'}")}
 
     # -- inject and detect ----------------------------------------------------------
     def inject(self, ctx: Context) -> None:
@@ -111,30 +122,23 @@ class SerializedPulls(Scenario):
         ctx.scratch["first"] = _race(ctx, "first", a_from=registry.far, b_from=registry.near)
 
     def detect(self, ctx: Context) -> None:
-        r = ctx.scratch["first"].finish()
-        ctx.observe("pulls-measured", EVIDENCE, r.complete, r.summary(), raw=r.raw())
-        _timings(ctx, "first", r)
-        if not r.complete:
+        race = ctx.scratch["first"]
+        look = race.look(ctx.setting("blocked_s"))
+        ctx.timings["first_look_b_age_s"] = look.b_age_s
+        if look.b_held_back:
+            # The node as the incident (and a workshop) shows it; the race goes
+            # on, and repair measures it to the end.
+            ctx.observe("small-pull-held-back", SYMPTOM, True, look.summary())
             return
-        if r.b_waited_s >= ctx.setting("blocked_s") and r.b_first_request >= r.a_last_byte - 1:
-            ctx.observe("small-pull-waits-for-slow-pull", SYMPTOM, True,
-                        f"B's image was first asked of the registry {r.b_first_request - r.a_last_byte:+.1f} s after "
-                        f"A's last byte left the slow path; kubelet said Pulling for B {r.b_waited_s} s before its "
-                        f"pull began; B Running {r.b_to_running_s} s after creation for a {r.b_pull_s} s pull of its "
-                        f"own: {r.b_added_wait_s} s added")
-        elif r.b_first_request < r.a_last_byte and r.b_running < r.a_last_byte:
-            ctx.observe("pulls-overlap", FIX, True,
-                        f"B's pull began {r.a_last_byte - r.b_first_request:.1f} s before A's transfer ended and B "
-                        f"was Running {r.a_last_byte - r.b_running:.1f} s before it; B Running {r.b_to_running_s} s "
-                        f"after creation for a {r.b_pull_s} s pull of its own: {r.b_added_wait_s} s added")
-        else:
-            ctx.observe("pulls-neither-blocked-nor-overlapping", EVIDENCE, True, r.summary())
+        ctx.observe("small-pull-not-held-back", EVIDENCE, True, look.summary())
+        _measure_first(ctx, race.finish())
 
-    # -- recover --------------------------------------------------------------------
-    def recover(self, ctx: Context) -> None:
-        registry, first = ctx.scratch["registry"], ctx.scratch["first"]
-        # The source's second remedy first (the kubelet still pulls serially):
-        # a registry close to the node.
+    # -- repair and recover -----------------------------------------------------------
+    def repair(self, ctx: Context) -> None:
+        """Both remedies of the source, after the first race is measured to its end."""
+        registry, first = ctx.scratch["registry"], ctx.scratch["first"].finish()
+        _measure_first(ctx, first)
+        # A registry close to the node (the kubelet still pulls serially).
         _clear(ctx, "first")
         near = _race(ctx, "near", a_from=registry.near, b_from=registry.near, wait_for_a_bytes=False).finish()
         _timings(ctx, "near", near)
@@ -142,7 +146,7 @@ class SerializedPulls(Scenario):
                     f"both images from the near registry, pulls still serialized: B Running {near.b_to_running_s} s "
                     f"after creation (A's pull {near.a_pull_s} s) against {first.b_to_running_s} s behind the far "
                     f"registry", raw=near.raw())
-        # The kubelet setting.
+        # The kubelet setting, proven on the slow path again.
         _clear(ctx, "near")
         t0 = time.monotonic()
         ctx.lab.restart_kubelet(ctx.node, PARALLEL)
@@ -165,6 +169,21 @@ class SerializedPulls(Scenario):
                     f"{first.b_to_running_s} s ({first.b_added_wait_s} s added); ratio {ratio}"
                     if parallel.complete else parallel.summary(), raw=parallel.raw())
 
+    def recover(self, ctx: Context) -> None:
+        """The newest small-image pod runs, and kubelet says it no longer pulls one image at a time."""
+        newcomer = ctx.scratch["newcomer"]
+        running = ctx.until(lambda: workload.phase_and_restarts(ctx.kube.pod(newcomer))[0] == "Running",
+                            ctx.setting("wait_seconds"), every=1)
+        ctx.observe("newcomer-running", RECOVERY, running,
+                    f"{newcomer} {'Running' if running else 'not Running: ' + workload.why_not_running(ctx.kube, newcomer)}")
+        config = ctx.kube.kubelet_config(ctx.node.name)
+        serial, parallel = config.get("serializeImagePulls", True), config.get("maxParallelImagePulls")
+        ctx.observe("kubelet-pulls-side-by-side", RECOVERY, not serial and parallel != 1,
+                    f"kubelet's /configz: serializeImagePulls={json.dumps(serial)}"
+                    + (f", maxParallelImagePulls={parallel}" if parallel is not None else "")
+                    + ("" if not serial and parallel != 1 else
+                       ": one pull at a time still, so the next slow pull holds every pod behind it again"))
+
     # -- verify and teardown ------------------------------------------------------------
     def verify(self, ctx: Context) -> None:
         cleared = _clear(ctx, "all")
@@ -172,16 +191,37 @@ class SerializedPulls(Scenario):
                     f"the scenario's pods {'gone' if cleared else 'NOT gone'} from the runtime, images removed")
 
     def teardown(self, ctx: Context) -> None:
-        registry = ctx.scratch.get("registry")
-        if registry:
-            registry.stop()
+        if "registry_where" in ctx.scratch:   # this run's registry, or the one a workshop's break left
+            Registry.attach(ctx.lab.state, ctx.scratch["registry_where"], running=False).stop()
 
 
 def _race(ctx: Context, name: str, a_from: str, b_from: str, wait_for_a_bytes: bool = True) -> pullrace.PullRace:
     race = pullrace.PullRace(ctx.kube, ctx.node, ctx.scratch["registry"], name, a_from, b_from,
                              ctx.setting("wait_seconds")).start(wait_for_a_bytes)
+    ctx.scratch["newcomer"] = race.b   # the pod that recovery wants Running (a workshop's check too)
     ctx.observe(f"pods-created-{name}", INJECTION, True, race.created())
     return race
+
+
+def _measure_first(ctx: Context, r: pullrace.PullRace) -> None:
+    """The first race to its end: when B's pull really began against A's last byte."""
+    ctx.observe("pulls-measured", EVIDENCE, r.complete, r.summary(), raw=r.raw())
+    _timings(ctx, "first", r)
+    if not r.complete:
+        return
+    if r.b_waited_s >= ctx.setting("blocked_s") and r.b_first_request >= r.a_last_byte - 1:
+        ctx.observe("small-pull-waits-for-slow-pull", SYMPTOM, True,
+                    f"B's image was first asked of the registry {r.b_first_request - r.a_last_byte:+.1f} s after "
+                    f"A's last byte left the slow path; kubelet said Pulling for B {r.b_waited_s} s before its "
+                    f"pull began; B Running {r.b_to_running_s} s after creation for a {r.b_pull_s} s pull of its "
+                    f"own: {r.b_added_wait_s} s added")
+    elif r.b_first_request < r.a_last_byte and r.b_running < r.a_last_byte:
+        ctx.observe("pulls-overlap", FIX, True,
+                    f"B's pull began {r.a_last_byte - r.b_first_request:.1f} s before A's transfer ended and B "
+                    f"was Running {r.a_last_byte - r.b_running:.1f} s before it; B Running {r.b_to_running_s} s "
+                    f"after creation for a {r.b_pull_s} s pull of its own: {r.b_added_wait_s} s added")
+    else:
+        ctx.observe("pulls-neither-blocked-nor-overlapping", EVIDENCE, True, r.summary())
 
 
 def _timings(ctx: Context, label: str, r: pullrace.PullRace) -> None:
@@ -200,6 +240,13 @@ def _clear(ctx: Context, label: str) -> bool:
     """Delete the scenario's pods and, once the runtime has none of their containers, their images."""
     t0 = time.monotonic()
     ctx.kube.delete_pods(pullrace.SELECTOR)
+    ctx.until(lambda: workload.pod_containers_on_node(ctx.node, "pulls-", exited=False) == 0, 120, every=1)
+    # kubelet's container GC removes exited containers once a minute (a minute per
+    # clear, measured); the lab removes its own namespace's at once, so that their
+    # images can go and the next race pulls every layer again.
+    ctx.node.run(["sh", "-c", f"docker ps -aq --filter status=exited --filter status=created --filter "
+                              f"label=io.kubernetes.pod.namespace={ctx.kube.namespace} | xargs -r docker rm -f"],
+                 check=False)
     gone = ctx.until(lambda: workload.pod_containers_on_node(ctx.node, "pulls-") == 0, 120, every=1)
     ctx.timings[f"clear_after_{label}_s"] = round(time.monotonic() - t0, 1)
     images = pullrace.images_on_node(ctx.node)
