@@ -267,14 +267,15 @@ def cmd_break(args) -> int:
     from lab.scenario import catalog, workshop
     from lab.scenario.params import check
     scenario = catalog.get(args.scenario)
-    params = check(scenario, pairs(args.param, "--param", "KEY=VALUE"))   # before anything boots
+    asked = check(scenario, pairs(args.param, "--param", "KEY=VALUE"))   # before anything boots
+    params = {**check(scenario, scenario.workshop_params), **asked}
     guide_target, guide_variant = scenario.guide_form(args.backend)
     target = args.target or guide_target
     variant = args.variant if args.variant is not None else guide_variant
     scenario.variant_params(variant)
     targets.runnable(target)
     workshop.can_break(scenario)
-    if variant != guide_variant or params:
+    if variant != guide_variant or asked:
         console().print(f"[yellow]the guide describes {f'variant {guide_variant}' if guide_variant else 'the plain form'}"
                         " with the default parameters: this node may show other figures[/yellow]")
     lab = _lab(args)

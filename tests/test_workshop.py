@@ -69,6 +69,13 @@ def test_no_shipped_guide_expects_what_its_own_command_prints_regardless():
                         assert not echoed, f"{name}, {step.title}: {echoed} is printed by `{line.strip()}` itself"
 
 
+def test_what_break_sets_for_a_workshop_is_a_parameter_of_the_scenario_within_its_bounds():
+    from lab.scenario.params import check
+    for name, scenario in catalog.shipped().items():
+        assert check(scenario, scenario.workshop_params) == scenario.workshop_params, name
+    assert catalog.get("pulls").workshop_params["slow_kib_per_s"] < catalog.get("pulls").defaults["slow_kib_per_s"].default
+
+
 def test_a_guide_parses_into_steps_repair_and_hints(tmp_path):
     (tmp_path / "drill.md").write_text(GUIDE)
     guide = guides.parse(tmp_path / "drill.md")

@@ -30,6 +30,9 @@ class Scenario:
     # the node's packages: the package regression gate has nothing to say then.
     keyed_on_packages: bool = True
     defaults: dict[str, Setting] = {}    # numeric settings a --param may override (Context.setting)
+    # What `nodelab break` sets unless a --param says otherwise: a workshop's
+    # symptom must last while a participant investigates (pulls: a slower path).
+    workshop_params: dict = {}
     options: dict[str, Option] = {}      # parameters that are not numbers (lab.scenario.params)
     kubelet_flags: tuple[str, ...] = ()  # every run's; a variant or --param adds "kubelet_flags": "..."
     stand_ins: tuple[str, ...] = ()      # stand-ins in the causal chain, said in every report
