@@ -27,8 +27,10 @@ own default), leaves no room: the hog reaches the edge and the node stalls
 (reproduces). The remedy variant `eviction` (the source's and the
 documentation's: a threshold with headroom plus system-reserved) makes
 kubelet evict the hog before the edge, and the node stays responsive
-(immune). Recovery on the default form restarts kubelet with the remedy and
-runs the same hog again. The report compares the kernels by its figures:
+(immune). Repair on the default form restarts kubelet with the remedy;
+recovery (what a workshop's `nodelab check` asks of a hand repair) reads
+kubelet's threshold and runs the same hog again, which must be evicted while
+the node stays responsive. The report compares the kernels by its figures:
 the same run on 4.4 (xenial-ga) and 6.1 (bookworm, with PSI). The second
 remedy, variant `earlyoom` (Debian targets only: Ubuntu 16.04's archive has
 no earlyoom): the suite's own earlyoom package, installed on the node with
@@ -44,6 +46,7 @@ from kubernetes.utils import parse_quantity
 
 from lab.errors import LabError
 from lab.fixtures import episode, oomdaemon, pressure
+from lab.polling import until
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
@@ -118,7 +121,6 @@ class MemoryStall(Scenario):
 
     def expected(self, ctx: Context) -> tuple[str, str]:
         config = ctx.scratch["config"] = _eviction_config(ctx)
-        growth = _size(ctx).growth_per_s() * EVICTION_INTERVAL_S
         shown = (f"kubelet's evictionHard memory.available {config['threshold']} and systemReserved memory "
                  f"{config['reserved'] or 'none'} (its /configz)")
         if ctx.params.get("oom_daemon") == "earlyoom":
@@ -131,10 +133,8 @@ class MemoryStall(Scenario):
                                 f"{EARLYOOM_POLL_S} s poll ({step:.0f} MiB); {shown}")
             return REPRODUCES, (f"earlyoom's {EARLYOOM_MEM_PERCENT}% of {total} MiB ({acts} MiB) is within one poll's "
                                 f"growth ({step:.0f} MiB) of the hog's edge ({ctx.setting('leave_mib')} MiB)")
-        if config["threshold_mib"] < growth + 100:
-            return REPRODUCES, (f"{shown}: the threshold is below the hog's growth in one {EVICTION_INTERVAL_S} s "
-                                f"eviction interval ({growth:.0f} MiB) plus 100 MiB, so the edge comes first")
-        return IMMUNE, f"{shown}: room for {growth:.0f} MiB of growth between two eviction checks, plus 100 MiB"
+        room, why = _headroom(ctx, config)
+        return (IMMUNE if room else REPRODUCES), f"{shown}: {why}"
 
     # -- prepare: the witnesses watch a quiet node ------------------------------------
     def prepare(self, ctx: Context) -> None:
@@ -199,9 +199,10 @@ class MemoryStall(Scenario):
                         f"worst wait {worst} s ({who}), between {ctx.setting('responsive_s')} and {ctx.setting('stall_s')} s "
                         f"or not ended by eviction: {summary}")
 
-    # -- recover: the remedy, and the same hog again ------------------------------------
-    def recover(self, ctx: Context) -> None:
-        first = ctx.scratch["pressure"]
+    # -- repair and recover: the remedy, and the same hog again -------------------------
+    def repair(self, ctx: Context) -> None:
+        """The documented remedy, as an operator applies it: kubelet restarted with
+        a hard eviction threshold with headroom and system-reserved memory (REMEDY)."""
         t0 = time.monotonic()
         ctx.lab.restart_kubelet(ctx.node, REMEDY)
         took = ctx.until(lambda: _eviction_config(ctx, answering=False).get("threshold") == "600Mi", 120, every=2)
@@ -211,15 +212,28 @@ class MemoryStall(Scenario):
                     f"kubelet restarted with {' '.join(REMEDY)}: {_eviction_config(ctx, answering=False)}")
         if not took:
             raise LabError("kubelet did not come back with the remedy's eviction threshold")
+
+    def recover(self, ctx: Context) -> None:
+        """kubelet's threshold leaves room for the hog's growth between two eviction
+        checks, and the same hog, run again, is evicted before the node stalls."""
+        ready = ctx.until(lambda: ctx.kube.condition(ctx.node.name).status == "True", 120, every=2)
+        seen: list[dict] = []   # a kubelet just restarted answers /configz a few seconds later
+        ctx.until(lambda: seen.append(_eviction_config(ctx, answering=False)) or seen[-1], 120, every=2)
+        config = seen[-1]
+        room, why = _headroom(ctx, config) if config else (False, "kubelet's /configz does not answer")
+        ctx.observe("eviction-threshold-has-headroom", RECOVERY, ready and room,
+                    f"kubelet's evictionHard memory.available {config.get('threshold') or '?'}, systemReserved memory "
+                    f"{config.get('reserved') or 'none'}: {why}" + ("" if ready else "; the node is not Ready"))
+        first = ctx.scratch["pressure"]
         ep = ctx.scratch["remedy"] = _episode(ctx, "remedy")
         _series(ctx, ep, " (remedy)")
         _timings(ctx, ep, "remedy_")
         (worst, who), (before, before_who) = episode.worst(ep), episode.worst(first)
         ctx.observe("remedy-evicts-before-the-stall", RECOVERY,
                     ep["hog_end"].startswith("evicted") and worst <= ctx.setting("responsive_s"),
-                    f"the same hog with {' '.join(REMEDY)}: {episode.ending(ep)}; worst wait {worst} s ({who}; at "
-                    f"most {ctx.setting('responsive_s')} s needed) against {before} s ({before_who}) without it; "
-                    f"{episode.witnesses(ep)}", raw=ep["hog_log"])
+                    f"the same hog with {config.get('threshold')} of headroom: {episode.ending(ep)}; worst wait {worst} "
+                    f"s ({who}; at most {ctx.setting('responsive_s')} s needed) against {before} s ({before_who}) "
+                    f"without it; {episode.witnesses(ep)}", raw=ep["hog_log"])
 
     def verify(self, ctx: Context) -> None:
         ctx.kube.delete_pods(pressure.SELECTOR)
@@ -239,6 +253,9 @@ def _size(ctx: Context) -> pressure.HogSize:
 def _episode(ctx: Context, label: str) -> dict:
     """Run the hog once with every witness watching; the figures, once the node answers again."""
     node, size, name = ctx.node, _size(ctx), f"memstall-hog-{label}"
+    if ctx.kube.pod(name) is not None:   # an earlier workshop check's hog, left when that check failed
+        ctx.kube.delete_pod(name)
+        until(lambda: ctx.kube.pod(name) is None, 120, every=2)
     available = int(node.run("awk '/^MemAvailable:/ {print $2}' /proc/meminfo").stdout) // 1024
     start_epoch = int(node.run(["date", "+%s"]).stdout)
     uptime0 = pressure.start_probe(node)
@@ -247,11 +264,13 @@ def _episode(ctx: Context, label: str) -> dict:
     try:
         ctx.kube.create_pod(pressure.hog_pod(name, node.name, ctx.lab.sandbox_image, size))
         limit = (available / size.growth_per_s() + size.hold_s + size.file_mib / 10 + 240)
-        ended = ctx.until(lambda: _pod_phase(ctx, name)[0] in ("Succeeded", "Failed"), limit, every=3)
+        # The episode lasts as long as the hog makes it, in a workshop's check too
+        # (its patience is for signs of a repair, not for an experiment): polling.until.
+        ended = until(lambda: _pod_phase(ctx, name)[0] in ("Succeeded", "Failed"), limit, every=3)
         ended_at = round(time.monotonic() - t0, 1)
         if not ended:
             ctx.kube.delete_pod(name)
-        back = ctx.until(lambda: _ssh_seconds(node) < 2, 300, every=2)
+        back = until(lambda: _ssh_seconds(node) < 2, 300, every=2)
         back_at = round(time.monotonic() - t0, 1)
     finally:
         watch.stop()
@@ -339,6 +358,16 @@ def _eviction_config(ctx: Context, answering: bool = True) -> dict:
     reserved = (config.get("systemReserved") or {}).get("memory", "")
     return {"threshold": threshold, "threshold_mib": _mib(threshold, ctx), "reserved": reserved,
             "memcg_notification": config.get("kernelMemcgNotification")}
+
+
+def _headroom(ctx: Context, config: dict) -> tuple[bool, str]:
+    """Whether kubelet's hard eviction threshold leaves room for the hog's growth in
+    one eviction interval plus 100 MiB (the edge comes first otherwise), and why."""
+    growth = _size(ctx).growth_per_s() * EVICTION_INTERVAL_S
+    if config["threshold_mib"] < growth + 100:
+        return False, (f"the threshold is below the hog's growth in one {EVICTION_INTERVAL_S} s eviction interval "
+                       f"({growth:.0f} MiB) plus 100 MiB, so the edge comes first")
+    return True, f"room for {growth:.0f} MiB of growth between two eviction checks, plus 100 MiB"
 
 
 def _mib(quantity: str, ctx: Context) -> float:

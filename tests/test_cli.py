@@ -50,7 +50,6 @@ def test_unknown_command_is_a_usage_error(capsys):
     (["break", "cookie", "--target", "nope"], "unknown target 'nope'"),
     (["break", "cookie", "--variant", "nope"], "scenario cookie has no variant 'nope'"),
     (["break", "cookie", "--param", "cokie=1"], "scenario cookie has no parameter 'cokie'"),
-    (["break", "memstall"], "scenario memstall has no workshop guide yet"),
     (["check"], "no exercise is under way; `nodelab break SCENARIO` starts one"),
     (["hint"], "no exercise is under way"),
 ])
