@@ -37,6 +37,7 @@ from lab.cluster import workload
 from lab.errors import LabError
 from lab.progress import say
 from lab.fixtures import pullrace
+from lab.fixtures import registry as registry_fixture
 from lab.fixtures.registry import Registry
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import IMMUNE, REPRODUCES, BugRecord
@@ -82,14 +83,9 @@ class SerializedPulls(Scenario):
     workshop_params = {"slow_kib_per_s": 64}
 
     def expected(self, ctx: Context) -> tuple[str, str]:
-        config = ctx.kube.kubelet_config(ctx.node.name)
-        serial, parallel = config.get("serializeImagePulls", True), config.get("maxParallelImagePulls")
-        ctx.scratch["pull_config"] = {"serializeImagePulls": serial, "maxParallelImagePulls": parallel}
-        if serial or parallel == 1:
-            return REPRODUCES, f"the kubelet's /configz says serializeImagePulls={serial}" + \
-                (f", maxParallelImagePulls={parallel}" if parallel is not None else "") + ": one pull at a time"
-        return IMMUNE, f"the kubelet's /configz says serializeImagePulls={serial}, maxParallelImagePulls=" \
-                       f"{parallel if parallel is not None else 'unlimited (kubelet < 1.27)'}: pulls run side by side"
+        one_at_a_time, shown = _pull_config(ctx)
+        return (REPRODUCES, f"the kubelet's /configz says {shown}: one pull at a time") if one_at_a_time else \
+            (IMMUNE, f"the kubelet's /configz says {shown}: pulls run side by side")
 
     # -- prepare ----------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
@@ -136,8 +132,9 @@ class SerializedPulls(Scenario):
     # -- repair and recover -----------------------------------------------------------
     def repair(self, ctx: Context) -> None:
         """Both remedies of the source, after the first race is measured to its end."""
-        registry, first = ctx.scratch["registry"], ctx.scratch["first"].finish()
-        _measure_first(ctx, first)
+        registry, first = ctx.scratch["registry"], ctx.scratch["first"]
+        if "first_measured" not in ctx.scratch:
+            _measure_first(ctx, first.finish())
         # A registry close to the node (the kubelet still pulls serially).
         _clear(ctx, "first")
         near = _race(ctx, "near", a_from=registry.near, b_from=registry.near, wait_for_a_bytes=False).finish()
@@ -171,18 +168,16 @@ class SerializedPulls(Scenario):
 
     def recover(self, ctx: Context) -> None:
         """The newest small-image pod runs, and kubelet says it no longer pulls one image at a time."""
-        newcomer = ctx.scratch["newcomer"]
+        newcomer = _newcomer(ctx)
         running = ctx.until(lambda: workload.phase_and_restarts(ctx.kube.pod(newcomer))[0] == "Running",
                             ctx.setting("wait_seconds"), every=1)
         ctx.observe("newcomer-running", RECOVERY, running,
                     f"{newcomer} {'Running' if running else 'not Running: ' + workload.why_not_running(ctx.kube, newcomer)}")
-        config = ctx.kube.kubelet_config(ctx.node.name)
-        serial, parallel = config.get("serializeImagePulls", True), config.get("maxParallelImagePulls")
-        ctx.observe("kubelet-pulls-side-by-side", RECOVERY, not serial and parallel != 1,
-                    f"kubelet's /configz: serializeImagePulls={json.dumps(serial)}"
-                    + (f", maxParallelImagePulls={parallel}" if parallel is not None else "")
-                    + ("" if not serial and parallel != 1 else
-                       ": one pull at a time still, so the next slow pull holds every pod behind it again"))
+        one_at_a_time, shown = _pull_config(ctx)
+        ctx.observe("kubelet-pulls-side-by-side", RECOVERY, not one_at_a_time,
+                    f"kubelet's /configz: {shown}" + (
+                        ": one pull at a time still, so the next slow pull holds every pod behind it again"
+                        if one_at_a_time else ""))
 
     # -- verify and teardown ------------------------------------------------------------
     def verify(self, ctx: Context) -> None:
@@ -191,8 +186,9 @@ class SerializedPulls(Scenario):
                     f"the scenario's pods {'gone' if cleared else 'NOT gone'} from the runtime, images removed")
 
     def teardown(self, ctx: Context) -> None:
-        if "registry_where" in ctx.scratch:   # this run's registry, or the one a workshop's break left
-            Registry.attach(ctx.lab.state, ctx.scratch["registry_where"], running=False).stop()
+        # This run's registry and relay, or those a workshop's break left; also
+        # when an interrupt came while they were starting.
+        registry_fixture.stop(ctx.lab.state)
 
 
 def _race(ctx: Context, name: str, a_from: str, b_from: str, wait_for_a_bytes: bool = True) -> pullrace.PullRace:
@@ -203,8 +199,32 @@ def _race(ctx: Context, name: str, a_from: str, b_from: str, wait_for_a_bytes: b
     return race
 
 
+def _newcomer(ctx: Context) -> str:
+    """The pod recovery wants Running: the newest race's B or, where an earlier
+    workshop check's verify has cleared it, a fresh one with B's image from the
+    near registry (pulls that still wait behind a slow one hold it back too)."""
+    name = ctx.scratch["newcomer"]
+    if ctx.kube.pod(name) is None:
+        name = ctx.scratch["newcomer"] = "pulls-check-b"
+        if ctx.kube.pod(name) is None:
+            where = ctx.scratch["registry_where"]
+            ctx.kube.create_pod(workload.pod(name, ctx.node.name, f"{where['address']}:{where['port']}/{pullrace.SMALL}:1",
+                                             "sleep 3600", labels=pullrace.LABELS, pull_policy="IfNotPresent"))
+    return name
+
+
+def _pull_config(ctx: Context) -> tuple[bool, str]:
+    """Whether kubelet pulls one image at a time, and its /configz settings as it says them."""
+    config = ctx.kube.kubelet_config(ctx.node.name)
+    serial, parallel = config.get("serializeImagePulls", True), config.get("maxParallelImagePulls")
+    limit = f", maxParallelImagePulls={parallel}" if parallel is not None else \
+        "" if serial else " (no maxParallelImagePulls before kubelet 1.27: unlimited)"
+    return bool(serial or parallel == 1), f"serializeImagePulls={json.dumps(serial)}{limit}"
+
+
 def _measure_first(ctx: Context, r: pullrace.PullRace) -> None:
     """The first race to its end: when B's pull really began against A's last byte."""
+    ctx.scratch["first_measured"] = True
     ctx.observe("pulls-measured", EVIDENCE, r.complete, r.summary(), raw=r.raw())
     _timings(ctx, "first", r)
     if not r.complete:

@@ -18,6 +18,7 @@ def test_b_is_held_back_only_while_it_waits_unasked_and_the_slow_transfer_flows(
     {"b_running": True, "b_state": "Running"},   # B's pull overlapped A's: the fix
     {"b_asked_at": 0.4},                          # B's image asked for: its pull began
     {"slow_open": 0},                             # A's transfer over: nothing to wait behind any more
+    {"b_announced_at": None},                     # kubelet has not asked for B's image yet (sandbox, sync)
 ])
 def test_b_is_not_held_back_once_its_pull_began_or_nothing_holds_it(change):
     assert not _look(**change).b_held_back
