@@ -133,6 +133,4 @@ def ensure(state: LabState, address: str, bins: KubeBinaries, say=print) -> Cont
 
 def stop(state: LabState) -> None:
     for role in reversed(ROLES):
-        for res in state.resources("process", role):
-            daemons.stop(res)
-            state.forget(res.kind, res.ref)
+        daemons.stop_role(state, role)

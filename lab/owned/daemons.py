@@ -55,6 +55,13 @@ def stop(resource: Resource, grace: float = 15) -> None:
     os.kill(pid, signal.SIGKILL)
 
 
+def stop_role(state: LabState, role: str) -> None:
+    """Stop every process recorded under `role` and forget it."""
+    for res in state.resources("process", role):
+        stop(res)
+        state.forget("process", res.ref)
+
+
 def live(state: LabState, role: str) -> Resource | None:
     for res in state.resources("process", role):
         if running(res):
