@@ -147,11 +147,10 @@ class SerializedPulls(Scenario):
         _clear(ctx, "near")
         t0 = time.monotonic()
         ctx.lab.restart_kubelet(ctx.node, PARALLEL)
-        took = ctx.until(lambda: _serialize_setting(ctx) is False, 90, every=2)
+        took = ctx.until(lambda: _pull_config(ctx, answering=False)[0] is False, 90, every=2)
         ctx.timings["kubelet_restart_s"] = round(time.monotonic() - t0, 1)
         ctx.observe("kubelet-restarted-with-parallel-pulls", EVIDENCE, took,
-                    f"kubelet restarted with {' '.join(PARALLEL)}; /configz serializeImagePulls="
-                    f"{_serialize_setting(ctx)}")
+                    f"kubelet restarted with {' '.join(PARALLEL)}; /configz: {_pull_config(ctx, answering=False)[1]}")
         if not took:
             raise LabError("kubelet did not come back with serializeImagePulls=false")
         parallel = _race(ctx, "parallel", a_from=registry.far, b_from=registry.near).finish()
@@ -213,9 +212,15 @@ def _newcomer(ctx: Context) -> str:
     return name
 
 
-def _pull_config(ctx: Context) -> tuple[bool, str]:
-    """Whether kubelet pulls one image at a time, and its /configz settings as it says them."""
-    config = ctx.kube.kubelet_config(ctx.node.name)
+def _pull_config(ctx: Context, answering: bool = True) -> tuple[bool | None, str]:
+    """Whether kubelet pulls one image at a time, and its /configz settings as it
+    says them; (None, why) when it does not answer and need not (a restart)."""
+    try:
+        config = ctx.kube.kubelet_config(ctx.node.name)
+    except LabError:
+        if answering:
+            raise
+        return None, "no answer (kubelet restarting?)"
     serial, parallel = config.get("serializeImagePulls", True), config.get("maxParallelImagePulls")
     limit = f", maxParallelImagePulls={parallel}" if parallel is not None else \
         "" if serial else " (no maxParallelImagePulls before kubelet 1.27: unlimited)"
@@ -247,13 +252,6 @@ def _measure_first(ctx: Context, r: pullrace.PullRace) -> None:
 def _timings(ctx: Context, label: str, r: pullrace.PullRace) -> None:
     ctx.timings.update({f"{label}_b_to_running_s": r.b_to_running_s, f"{label}_b_pull_s": r.b_pull_s,
                         f"{label}_b_added_wait_s": r.b_added_wait_s, f"{label}_a_pull_s": r.a_pull_s})
-
-
-def _serialize_setting(ctx: Context):
-    try:
-        return ctx.kube.kubelet_config(ctx.node.name).get("serializeImagePulls", True)
-    except LabError:
-        return None
 
 
 def _clear(ctx: Context, label: str) -> bool:
