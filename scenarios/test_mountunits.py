@@ -46,10 +46,7 @@ cycle.
 import time
 
 from lab import paths
-from lab.cluster import workload
-from lab.nodetools import runtime
-from lab.errors import LabError
-from lab.polling import until
+from lab.fixtures import mountchurn
 from lab.reports import store
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
 from lab.scenario.record import BugRecord, Fix
@@ -78,10 +75,6 @@ RECORD = BugRecord(
 WRAPPER, WRAPPER_LOG = "/usr/local/sbin/mount", "/var/log/nodelab-systemd-run-mount.log"
 CLEANER = "/usr/local/sbin/nodelab-mount-unit-cleaner"
 FIX_TOLERANCE = 2   # units a fixed systemd may still hold when the count is taken
-LINGER_S = 90       # one pod's containers still running this long after the rest went: stuck (_lingering)
-SUBPATHS_PER_POD = 2   # the configMap's and the secret's subPath mounts
-SELECTOR, PREFIX = "nodelab.scenario=mountunits", "mountunits-"
-CONFIGMAP, SECRET = "mountunits-config", "mountunits-token"
 DEFAULTS = {
     "cycles": Setting(4, "churn cycles while the units are counted"),
     "pods_per_cycle": Setting(10, "pods created and deleted per cycle"),
@@ -120,19 +113,17 @@ class MountUnitLeak(Scenario):
 
     # -- prepare ----------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
-        kube = ctx.kube
-        kube.core.create_namespaced_config_map(kube.namespace, {"metadata": {"name": CONFIGMAP}, "data": {"app.conf": "a=1\n"}})
-        kube.core.create_namespaced_secret(kube.namespace, {"metadata": {"name": SECRET}, "stringData": {"token": "t0k3n"}})
+        mountchurn.create_volumes(ctx.kube)
         self._observe_real_kubelet(ctx)
         ctx.node.put_file(WRAPPER, paths.asset("nodelab-systemd-run-mount").read_bytes(), 0o755)
         ctx.node.put_file(CLEANER, paths.asset("nodelab-mount-unit-cleaner").read_bytes(), 0o755)
-        base = ctx.scratch["baseline"] = _sample(ctx)
-        ctx.observe("units-at-baseline", EVIDENCE, True, f"{_describe(base)}; from now on: {DRIVEN}")
+        base = ctx.scratch["baseline"] = mountchurn.sample(ctx.node)
+        ctx.observe("units-at-baseline", EVIDENCE, True, f"{mountchurn.describe(base)}; from now on: {DRIVEN}")
 
     def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
-        now = _sample(ctx)
+        now = mountchurn.sample(ctx.node)
         return {**super().steady_state(ctx),
-                "no-subpath-mounts-left": (now["subpath_mounts"] == 0, _describe(now))}
+                "no-subpath-mounts-left": (now["subpath_mounts"] == 0, mountchurn.describe(now))}
 
     def _observe_real_kubelet(self, ctx: Context) -> None:
         """One pod with the real kubelet's own mount path, traced: its -v=4
@@ -148,13 +139,14 @@ class MountUnitLeak(Scenario):
         scoped = [line for line in lines if "Mounting cmd (systemd-run)" in line]
         probe = node.run("systemctl list-units --all --no-legend --plain -t scope | grep 'Kubernetes systemd probe'",
                          check=False).stdout.strip()
+        after = mountchurn.sample(ctx.node)
         ctx.observe("real-kubelet-mounts", EVIDENCE, bool(direct) or bool(scoped),
                     f"kubelet {ctx.environment.get('kubelet')} on systemd {ctx.environment['packages'].get('systemd')}"
                     f": for one pod (secret tmpfs, configMap and secret subPath) {len(direct)} mounts with mount(8) "
                     f"directly and {len(scoped)} through systemd-run; while the pod ran systemd had "
                     f"{seen['pod_mount_units']} mount units under /var/lib/kubelet/pods and {seen['transient']} "
-                    f"'Kubernetes transient mount' units; after it: {_describe(_sample(ctx))}; kubelet's startup "
-                    f"probe scope: {' '.join(probe.split()) or 'none'}",
+                    f"'Kubernetes transient mount' units; after it: {mountchurn.describe(after)}; kubelet's "
+                    f"startup probe scope: {' '.join(probe.split()) or 'none'}",
                     raw="\n".join(lines[:40]))
 
     # -- inject and detect ----------------------------------------------------------
@@ -163,7 +155,7 @@ class MountUnitLeak(Scenario):
         series = ctx.scratch["series"] = []
         for c in range(ctx.setting("cycles")):
             _cycle(ctx, f"c{c}", n)
-            series.append({**_sample(ctx), "at": ctx.timeline.since_injection()})
+            series.append({**mountchurn.sample(ctx.node), "at": ctx.timeline.since_injection()})
             if c == 0:
                 ctx.observe("churn-running", INJECTION, series[0]["wrapped_calls"] > 0,
                             f"cycle 1: {n} pods with configMap and secret subPath mounts created, Running, deleted; "
@@ -178,10 +170,10 @@ class MountUnitLeak(Scenario):
         rss_per_1000 = round((last["pid1_rss_kib"] - base["pid1_rss_kib"]) * 1000 / leaked / 1024, 1) if leaked else None
         ctx.timings.update({"leaked_units_per_100_pods": per_100, "pid1_rss_mib_per_1000_units": rss_per_1000,
                             "systemd_run_calls": last["wrapped_calls"], "pods_churned": pods})
-        table = "; ".join(f"cycle {i + 1}: {_describe(s)}" for i, s in enumerate(series))
+        table = "; ".join(f"cycle {i + 1}: {mountchurn.describe(s)}" for i, s in enumerate(series))
         ctx.record_series("transient mount units left", "units", [(s["at"], s["transient"]) for s in series])
         ctx.record_series("PID 1 RSS", "KiB", [(s["at"], s["pid1_rss_kib"]) for s in series])
-        ctx.observe("units-per-cycle", EVIDENCE, True, f"baseline: {_describe(base)}; {table}")
+        ctx.observe("units-per-cycle", EVIDENCE, True, f"baseline: {mountchurn.describe(base)}; {table}")
         if ctx.node.backend != "docker":
             ctx.observe("vm-rate-against-container-bound", EVIDENCE, True, _against_container_bound(ctx, per_100))
         gone = last["subpath_mounts"] == 0 and last["pod_mount_units"] == 0
@@ -218,26 +210,26 @@ class MountUnitLeak(Scenario):
         t0 = time.monotonic()
         ctx.scratch["cleaner_out"] = ctx.node.run([CLEANER], timeout=300).stdout.strip()
         ctx.timings["cleaner_run_s"] = round(time.monotonic() - t0, 2)
-        ctx.scratch["after_first_clean"] = _sample(ctx)
+        ctx.scratch["after_first_clean"] = mountchurn.sample(ctx.node)
         worst = 0
         for c in range(ctx.setting("cleaner_cycles")):
             _cycle(ctx, f"k{c}", ctx.setting("pods_per_cycle"))
             ctx.node.run([CLEANER], timeout=300)
-            worst = max(worst, _sample(ctx)["transient"])
+            worst = max(worst, mountchurn.sample(ctx.node)["transient"])
         ctx.observe("baseline-holds-with-cleaner", RECOVERY, worst <= base["transient"],
                     f"{ctx.setting('cleaner_cycles')} more cycles of {ctx.setting('pods_per_cycle')} pods with the "
                     f"cleaner after each: at most {worst} transient units after a clean (baseline "
-                    f"{base['transient']}); {_sample(ctx)['wrapped_calls']} systemd-run mounts in all")
+                    f"{base['transient']}); {mountchurn.sample(ctx.node)['wrapped_calls']} systemd-run mounts in all")
 
     def recover(self, ctx: Context) -> None:
         # After the lab's cleaner, or (`nodelab check`) whatever a workshop participant did.
-        base, now = ctx.scratch["baseline"], _sample(ctx)
+        base, now = ctx.scratch["baseline"], mountchurn.sample(ctx.node)
         first = ctx.scratch.get("after_first_clean")
         how = (f"the cleaner: {ctx.scratch['cleaner_out']} in {ctx.timings['cleaner_run_s']} s, leaving "
                f"{first['transient']}; " if first else "")
         ctx.observe("units-back-to-baseline", RECOVERY, now["transient"] <= base["transient"] and
                     (first is None or first["transient"] <= base["transient"]),
-                    f"{how}now {_describe(now)} (baseline {base['transient']} transient units)")
+                    f"{how}now {mountchurn.describe(now)} (baseline {base['transient']} transient units)")
 
     # -- verify and teardown ------------------------------------------------------------
     def verify(self, ctx: Context) -> None:
@@ -263,112 +255,18 @@ def _against_container_bound(ctx: Context, per_100: float) -> str:
             f"{ctx.node.target} is on record to compare with (`nodelab run mountunits --target {ctx.node.target}`)")
 
 
-def _pod(name: str, node: str, image: str) -> dict:
-    mounts = [{"name": "config", "mountPath": "/etc/app.conf", "subPath": "app.conf"},
-              {"name": "token", "mountPath": "/etc/token", "subPath": "token"}]
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "nodelab",
-                                                  "nodelab.scenario": "mountunits"}},
-            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
-                     "containers": [{"name": "main", "image": image, "imagePullPolicy": "Never",
-                                     "command": ["/bin/sh", "-c", "cat /etc/app.conf /etc/token && exec sleep 3600"],
-                                     "volumeMounts": mounts}],
-                     "volumes": [{"name": "config", "configMap": {"name": CONFIGMAP}},
-                                 {"name": "token", "secret": {"secretName": SECRET}}]}}
-
-
 def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
-    """Create `count` pods, wait until all run, delete them, wait until their
-    containers are gone, and with them every mount of their volumes (one churn
-    cycle, as a cron job's; but see `_lingering`). kubelet unmounts a deleted
-    pod's secret tmpfs after its containers have gone: a cleaner run before
-    that rightly keeps that mount's scope unit (CI of 2026-12-05 counted one
-    left). Mounts are told apart by pod UID.
-    Returns what systemd and the node had while the pods ran."""
-    names = [f"{PREFIX}{label}-{i:02d}" for i in range(count)]
-    for name in names:
-        ctx.kube.create_pod(_pod(name, ctx.node.name, ctx.lab.sandbox_image))
-    wait = max(120, 40 * count)   # a VM under TCG: 8 pods ~70 s to start and go; once 5 took ~185 s
-    running = until(lambda: all(workload.phase_and_restarts(p)[0] == "Running"
-                                for p in ctx.kube.pods(SELECTOR)), wait, every=1)
-    if not running:
-        late = next(n for n in names if workload.phase_and_restarts(ctx.kube.pod(n))[0] != "Running")
-        raise LabError(f"cycle {label}: {late} not Running after {wait} s: {workload.why_not_running(ctx.kube, late)}")
-    while_running = _sample(ctx)
-    uids = {p.metadata.name: p.metadata.uid for p in ctx.kube.pods(SELECTOR)}
-    ctx.kube.delete_pods(SELECTOR)
+    """One churn cycle (lab.fixtures.mountchurn.cycle); a pod whose containers
+    would not exit is recorded as evidence and left out of later waits."""
     stuck = ctx.scratch.setdefault("lingering", {"pods": [], "subpath_mounts": 0})
-    left, one_left_since = {}, []
-
-    def gone_or_one_lingers() -> bool:
-        running = set(workload.pods_of_containers_on_node(ctx.node, PREFIX, exited=False))
-        left.update(pods=sorted(running - set(stuck["pods"])),
-                    subpath_mounts=_sample(ctx)["subpath_mounts"] - stuck["subpath_mounts"],
-                    volume_mounts=_mounts_of(ctx, [uid for pod, uid in uids.items() if pod not in running]))
-        if not left["pods"] and left["subpath_mounts"] <= 0 and left["volume_mounts"] <= 0:
-            return True
-        one = count > 1 and left["volume_mounts"] <= 0 and _lingering(left["pods"], left["subpath_mounts"])
-        one_left_since[:] = (one_left_since or [time.monotonic()]) if one else []
-        return bool(one_left_since) and time.monotonic() - one_left_since[0] >= LINGER_S
-
-    until(gone_or_one_lingers, wait, every=1)
-    if left["pods"] or left["subpath_mounts"] > 0 or left["volume_mounts"] > 0:
-        seen = runtime.lingering_containers(ctx.node, PREFIX)
-        if not (one_left_since and time.monotonic() - one_left_since[0] >= LINGER_S):
-            raise LabError(f"cycle {label}: the pods' containers or volume mounts were still there {wait} s after "
-                           f"delete (pods {left['pods']}, {left['subpath_mounts']} subPath mounts, "
-                           f"{left['volume_mounts']} mounts of pods whose containers had gone); "
-                           f"containers still running:\n{seen}")
-        stuck["pods"] += left["pods"]
-        stuck["subpath_mounts"] += left["subpath_mounts"]
+    while_running, lingered = mountchurn.cycle(ctx.kube, ctx.node, ctx.lab.sandbox_image, label, count, stuck)
+    if lingered:
         ctx.observe(f"container-would-not-exit-{label}", EVIDENCE, True,
-                    f"cycle {label}: {left['pods'][0]}'s containers still ran {LINGER_S} s after the other "
-                    f"{count - 1} pods' had gone ({left['subpath_mounts']} of its subPath mounts left); left out of "
-                    f"later cycles' waits; what the node shows of it: {' | '.join(seen.splitlines()[:4])}", seen)
+                    f"cycle {label}: {lingered.pod}'s containers still ran {mountchurn.LINGER_S} s after the other "
+                    f"{count - 1} pods' had gone ({lingered.subpath_mounts} of its subPath mounts left); left out of "
+                    f"later cycles' waits; what the node shows of it: {' | '.join(lingered.seen.splitlines()[:4])}",
+                    lingered.seen)
     return while_running
-
-
-def _lingering(pods: list[str], subpath_mounts: int) -> bool:
-    """Whether what is left of a cycle's deleted pods is one pod that docker
-    still has running, with at most its own subPath mounts. On xenial-ga VMs
-    under TCG such a container has stayed "running" for docker while its
-    process was gone (containerd 1.2's shim never reported the exit, dockerd
-    sent SIGKILL for minutes: 2 of 4 runs on 2026-12-05; moby #32938 and
-    #41676 tell the same of real machines). Once it has lasted LINGER_S the
-    cycle records it and leaves it out of later waits (its scope units count
-    like any other pod's); anything more is no churn the scenario can judge."""
-    return len(pods) == 1 and subpath_mounts <= SUBPATHS_PER_POD
-
-
-SAMPLE = r"""
-echo transient $(systemctl list-units --all --no-legend --plain | grep -c 'Kubernetes transient mount')
-echo pod_mount_units $(systemctl list-units --all --no-legend --plain -t mount | grep -c 'var-lib-kubelet-pods')
-echo inactive_mount_units $(systemctl list-units --all --no-legend --plain -t mount | grep 'var-lib-kubelet' | grep -c ' inactive ')
-echo subpath_mounts $(grep -c volume-subpaths /proc/1/mountinfo)
-echo pid1_rss_kib $(awk '/^VmRSS/{print $2}' /proc/1/status)
-echo kubelet_rss_kib $(awk '/^VmRSS/{print $2}' /proc/$(systemctl show -p MainPID kubelet | cut -d= -f2)/status)
-echo wrapped_calls $(cat /var/log/nodelab-systemd-run-mount.log 2>/dev/null | wc -l)
-"""
-
-
-def _sample(ctx: Context) -> dict[str, int]:
-    out = ctx.node.run(["sh", "-c", SAMPLE], timeout=60).stdout
-    return {k: int(v) for k, v in (line.split() for line in out.splitlines() if len(line.split()) == 2)}
-
-
-def _mounts_of(ctx: Context, uids: list[str]) -> int:
-    """How many mounts of these pods (by UID) are still in the node's mount table."""
-    if not uids:
-        return 0
-    patterns = [arg for uid in uids for arg in ("-e", f"/var/lib/kubelet/pods/{uid}/")]
-    out = ctx.node.run(["grep", "-c", "-F", *patterns, "/proc/1/mountinfo"], timeout=60, check=False).stdout
-    return int(out.strip() or 0)
-
-
-def _describe(s: dict) -> str:
-    return (f"{s['transient']} 'Kubernetes transient mount' units, {s['pod_mount_units']} mount units under "
-            f"/var/lib/kubelet/pods ({s['inactive_mount_units']} inactive), {s['subpath_mounts']} volume-subpaths "
-            f"mounts, PID 1 RSS {s['pid1_rss_kib']} KiB, kubelet RSS {s['kubelet_rss_kib']} KiB")
 
 
 SCENARIO = MountUnitLeak()
