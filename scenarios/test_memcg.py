@@ -39,10 +39,9 @@ removed (their page cache goes with them) and page cache alone is dropped
 import statistics
 import time
 
-from lab.cluster import workload
-from lab.errors import LabError
-from lab.polling import until
-from lab.recipes import cbuild
+from lab.fixtures import jobwaves
+from lab.fixtures.jobwaves import JOB_DIR
+from lab.nodetools import memcg
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
@@ -66,10 +65,6 @@ RECORD = BugRecord(
                        "the dead descendants"),),
 )
 
-JOB_DIR, STAT_READER = "/var/lib/nodelab-memcg", "/usr/local/sbin/nodelab-readtime"
-MEMCG = "/sys/fs/cgroup/memory"
-STAT_FILES = (f"{MEMCG}/memory.stat", f"{MEMCG}/kubepods.slice/memory.stat")
-SELECTOR, PREFIX = "nodelab.scenario=memcg", "memcg-"
 DEFAULTS = {
     "waves": Setting(4, "waves of short pods, each created, run to completion and deleted", at_least=1),
     "pods_per_wave": Setting(8, "pods per wave (each leaves its pod slice and container scope behind)", at_least=1),
@@ -105,8 +100,7 @@ class MemcgZombies(Scenario):
     # -- prepare ----------------------------------------------------------------------
     def prepare(self, ctx: Context) -> None:
         node = ctx.node
-        node.put_file(STAT_READER, cbuild.static_binary("nodelab-readtime.c", "nodelab-readtime").read_bytes(),
-                      0o755)
+        memcg.install_reader(node)
         node.run(["mkdir", "-p", JOB_DIR])
         online = node.run("nproc").stdout.strip()
         possible = node.run("cat /sys/devices/system/cpu/possible").stdout.strip()
@@ -114,20 +108,21 @@ class MemcgZombies(Scenario):
         base = ctx.scratch["baseline"] = _sample(ctx)
         ctx.scratch["kubelet_cpu_before"] = _kubelet_cpu(ctx, 15)
         ctx.observe("node-kernel-and-cpus", EVIDENCE, True,
-                    f"kernel {ctx.environment.get('kernel')}, cgroup v1 memory controller at {MEMCG}; "
+                    f"kernel {ctx.environment.get('kernel')}, cgroup v1 memory controller at {memcg.MEMCG}; "
                     f"{online} CPUs online, possible {possible} (booted with possible_cpus="
                     f"{ctx.setting('possible_cpus')}, modelling a larger server's per-CPU factor); before the churn: "
-                    f"{_describe(base)}; kubelet {ctx.scratch['kubelet_cpu_before']}% of a CPU over 15 s")
+                    f"{memcg.describe(base)}; kubelet {ctx.scratch['kubelet_cpu_before']}% of a CPU over 15 s")
 
     def steady_state(self, ctx: Context) -> dict[str, tuple[bool, str]]:
         now = _sample(ctx)
-        return {**super().steady_state(ctx), "memory-cgroups-readable": (now["root_us"] > 0, _describe(now))}
+        return {**super().steady_state(ctx), "memory-cgroups-readable": (now["root_us"] > 0, memcg.describe(now))}
 
     # -- inject: a cron node's churn, through kubelet -------------------------------------
     def inject(self, ctx: Context) -> None:
         series = ctx.scratch["series"] = []
         for w in range(ctx.setting("waves")):
-            seconds, failed = _wave(ctx, w)
+            seconds, failed = jobwaves.wave(ctx.kube, ctx.node, ctx.lab.sandbox_image, w,
+                                            ctx.setting("pods_per_wave"), ctx.setting("file_kib"))
             series.append({**_sample(ctx), "at": ctx.timeline.since_injection(), "wave_s": seconds,
                            "failed": failed})
         base, last = ctx.scratch["baseline"], series[-1]
@@ -157,8 +152,8 @@ class MemcgZombies(Scenario):
                             "kubelet_cpu_pct_after": kubelet})
         ctx.record_series("zombie memory cgroups", "cgroups", [(s["at"], s["zombies"]) for s in series])
         ctx.record_series("root memory.stat read", "us", [(s["at"], s["root_us"]) for s in series])
-        table = "; ".join(f"wave {i + 1} ({s['wave_s']} s): {_describe(s)}" for i, s in enumerate(series))
-        ctx.observe("stat-time-per-wave", EVIDENCE, True, f"before: {_describe(base)}; {table}")
+        table = "; ".join(f"wave {i + 1} ({s['wave_s']} s): {memcg.describe(s)}" for i, s in enumerate(series))
+        ctx.observe("stat-time-per-wave", EVIDENCE, True, f"before: {memcg.describe(base)}; {table}")
         ctx.observe("kubelet-cpu", EVIDENCE, True,
                     f"kubelet used {ctx.scratch['kubelet_cpu_before']}% of a CPU over 15 s before the churn and "
                     f"{kubelet}% over 15 s after it (cAdvisor reads every container's memory.stat; kubelet 1.20 "
@@ -187,7 +182,7 @@ class MemcgZombies(Scenario):
     def recover(self, ctx: Context) -> None:
         # After the lab's repair, or (`nodelab check`) whatever a workshop participant did.
         base, last = ctx.scratch["baseline"], ctx.scratch["series"][-1]
-        freed = ctx.until(lambda: _counts(ctx)["zombies"] <= base["zombies"] + MIN_ZOMBIES // 4, 120, every=5)
+        freed = ctx.until(lambda: memcg.counts(ctx.node)["zombies"] <= base["zombies"] + MIN_ZOMBIES // 4, 120, every=5)
         after = ctx.scratch["after_recovery"] = _sample(ctx)
         how = (f"the churn stopped, the jobs' files removed and page cache dropped (echo 1, not 3) in "
                f"{ctx.timings['cache_drop_s']} s" if "cache_drop_s" in ctx.timings else "after the repair")
@@ -201,92 +196,8 @@ class MemcgZombies(Scenario):
         ctx.node.run(["rm", "-rf", JOB_DIR])
 
 
-def _pod(name: str, node: str, image: str, kib: int) -> dict:
-    # The job outlives its start by seconds: a process that is gone before
-    # docker 18.09's start returns fails the pod ("container process is already
-    # dead"), which a loaded machine's slower start makes likelier.
-    job = f"dd if=/dev/zero of=/jobs/$(hostname).log bs=1024 count={kib} 2>/dev/null && sleep 3"
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "nodelab",
-                                                  "nodelab.scenario": "memcg"}},
-            "spec": {"nodeName": node, "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
-                     "containers": [{"name": "main", "image": image, "imagePullPolicy": "Never",
-                                     "command": ["/bin/sh", "-c", job],
-                                     "volumeMounts": [{"name": "jobs", "mountPath": "/jobs"}]}],
-                     "volumes": [{"name": "jobs", "hostPath": {"path": JOB_DIR, "type": "DirectoryOrCreate"}}]}}
-
-
-def _wave(ctx: Context, wave: int) -> tuple[float, int]:
-    """One wave of the cron node's jobs: pods created, run to their end, deleted,
-    and their cgroups removed by kubelet and the runtime; how long it took (s)
-    and how many of its pods ended Failed (their container ran, so their
-    cgroups count alike; the report says how many)."""
-    t0 = time.monotonic()
-    n = ctx.setting("pods_per_wave")
-    names = [f"{PREFIX}w{wave}-{i:02d}" for i in range(n)]
-    for name in names:
-        ctx.kube.create_pod(_pod(name, ctx.node.name, ctx.lab.sandbox_image, ctx.setting("file_kib")))
-    wait = max(120, 25 * n)
-    phases = {}
-
-    def ended() -> bool:
-        phases.update({p.metadata.name: workload.phase_and_restarts(p)[0] for p in ctx.kube.pods(SELECTOR)})
-        return all(phases.get(name) in ("Succeeded", "Failed") for name in names)
-
-    if not until(ended, wait, every=2):
-        stuck = next(n for n in names if phases.get(n) not in ("Succeeded", "Failed"))
-        raise LabError(f"wave {wave + 1}: {stuck} did not complete in {wait} s: "
-                       f"{workload.why_not_running(ctx.kube, stuck)}")
-    ctx.kube.delete_pods(SELECTOR)
-    if not until(lambda: _pod_slices(ctx) == 0, wait, every=2):
-        raise LabError(f"wave {wave + 1}: kubelet had not removed the pods' cgroups {wait} s after they were deleted")
-    return round(time.monotonic() - t0, 1), sum(1 for name in names if phases[name] == "Failed")
-
-
-def _pod_slices(ctx: Context) -> int:
-    out = ctx.node.run(f"ls -d {MEMCG}/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod* "
-                       f"2>/dev/null | wc -l", check=False).stdout.strip()
-    return int(out or 0)
-
-
-SAMPLE = f"""
-echo num_cgroups $(awk '$1 == "memory" {{print $3}}' /proc/cgroups)
-echo live $(find {MEMCG} -type d | wc -l)
-"""
-
-
-def _counts(ctx: Context) -> dict:
-    out = ctx.node.run(["sh", "-c", SAMPLE], timeout=60).stdout
-    s = {k: int(v) for k, v in (line.split() for line in out.splitlines() if len(line.split()) == 2)}
-    s["zombies"] = s["num_cgroups"] - s["live"]
-    return s
-
-
-def _sample(ctx: Context, settle: float = 30) -> dict:
-    """The node's memory cgroups (num_cgroups, live directories, zombies) and
-    the time to read root's and kubepods.slice's memory.stat. The reads wait
-    (at most `settle` s) until the counts hold still for 3 s: docker and
-    kubelet free exited containers' files, and with them zombies, for a while
-    after a wave; a sample taken in that flux once counted 114 cgroups and
-    then read memory.stat faster than with 50."""
-    s, t0, still = _counts(ctx), time.monotonic(), False
-    while not still and time.monotonic() - t0 < settle:
-        time.sleep(3)
-        now = _counts(ctx)
-        still, s = now == s, now
-    s["settled"] = still
-    timed = ctx.node.run([STAT_READER, str(ctx.setting("reads")), *STAT_FILES], timeout=300).stdout.split("\n")
-    # per file: MIN_US MEDIAN_US MEAN_US MAX_US BYTES
-    (s["root_us"], s["root_median_us"]), (s["kubepods_us"], s["kubepods_median_us"]) = (
-        (float(line.split()[1]), float(line.split()[2])) for line in timed if line.strip())
-    return s
-
-
-def _describe(s: dict) -> str:
-    return (f"{s['num_cgroups']} memory cgroups, {s['live']} live directories ({s['zombies']} zombies), "
-            f"memory.stat {s['root_us']} us at root, {s['kubepods_us']} us at kubepods.slice (fastest of "
-            f"the reads; medians {s['root_median_us']}, {s['kubepods_median_us']} us)"
-            + ("" if s.get("settled", True) else "; the counts were still moving after 30 s"))
+def _sample(ctx: Context) -> dict:
+    return memcg.sample(ctx.node, ctx.setting("reads"))
 
 
 def _kubelet_cpu(ctx: Context, seconds: int) -> float:
