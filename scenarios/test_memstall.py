@@ -39,14 +39,13 @@ dpkg and run as Debian ships it (lab.fixtures.oomdaemon), kills the hog at
 kernel's OOM killer would act (immune).
 """
 
-import statistics
 import time
 
 from kubernetes.utils import parse_quantity
 
+from lab.cluster import workload
 from lab.errors import LabError
 from lab.fixtures import episode, oomdaemon, pressure
-from lab.polling import until
 from lab.scenario.context import Context
 from lab.scenario.definition import Scenario
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, SYMPTOM
@@ -96,7 +95,6 @@ DEFAULTS = {
 OPTIONS = {"oom_daemon": Option("a userspace OOM daemon installed on the node from its own archive before the "
                                   "pressure (none: the kernel's OOM killer and kubelet only)",
                                   choices=("none", "earlyoom"))}
-INNOCENT = "memstall-innocent"
 
 
 class MemoryStall(Scenario):
@@ -145,12 +143,12 @@ class MemoryStall(Scenario):
             ctx.observe("oom-daemon-running", EVIDENCE, True,
                         f"{daemon['package']} installed with dpkg, unit active, EARLYOOM_ARGS {daemon['args']}: "
                         f"{oomdaemon.limits(daemon['banner'])}", raw="\n".join(daemon["banner"]))
-        ctx.kube.create_pod(pressure.innocent_pod(INNOCENT, node.name, ctx.lab.sandbox_image))
-        if not ctx.until(lambda: _pod_phase(ctx, INNOCENT)[0] == "Running", 120, every=2):
-            raise LabError(f"the innocent pod did not start: {_pod_phase(ctx, INNOCENT)}")
+        ctx.kube.create_pod(pressure.innocent_pod(pressure.INNOCENT, node.name, ctx.lab.sandbox_image))
+        if not workload.running_within(ctx.kube, pressure.INNOCENT, 120, every=2):
+            raise LabError(f"the innocent pod did not start: {workload.why_not_running(ctx.kube, pressure.INNOCENT)}")
         mem = node.run("grep -E '^(MemTotal|MemAvailable|SwapTotal):' /proc/meminfo").stdout.split()
         ctx.scratch["meminfo_mib"] = {mem[i].rstrip(":"): int(mem[i + 1]) // 1024 for i in range(0, len(mem), 3)}
-        base = ctx.scratch["baseline"] = _watch_quiet(ctx, ctx.setting("baseline_s"))
+        base = ctx.scratch["baseline"] = episode.quiet(ctx.kube, ctx.node, ctx.setting("baseline_s"))
         m = ctx.scratch["meminfo_mib"]
         psi = "PSI present" if node.run(["test", "-e", "/proc/pressure/memory"], check=False).ok else "no PSI"
         ctx.observe("node-memory-and-witnesses", EVIDENCE, True,
@@ -244,107 +242,17 @@ class MemoryStall(Scenario):
         ctx.node.run(["systemctl", "stop", pressure.PROBE_UNIT], check=False, timeout=30)
 
 
-# -- one pressure episode ------------------------------------------------------------------
+# -- the hog's size and one episode -------------------------------------------------------
 def _size(ctx: Context) -> pressure.HogSize:
     return pressure.HogSize(ctx.setting("leave_mib"), ctx.setting("step_mib"), ctx.setting("step_ms"),
                             ctx.setting("hold_s"), ctx.setting("file_mib"))
 
 
 def _episode(ctx: Context, label: str) -> dict:
-    """Run the hog once with every witness watching; the figures, once the node answers again."""
-    node, size, name = ctx.node, _size(ctx), f"memstall-hog-{label}"
-    if ctx.kube.pod(name) is not None:   # an earlier workshop check's hog, left when that check failed
-        ctx.kube.delete_pod(name)
-        until(lambda: ctx.kube.pod(name) is None, 120, every=2)
-    available = int(node.run("awk '/^MemAvailable:/ {print $2}' /proc/meminfo").stdout) // 1024
-    start_epoch = int(node.run(["date", "+%s"]).stdout)
-    uptime0 = pressure.start_probe(node)
-    t0, at = time.monotonic(), ctx.timeline.since_injection() or 0.0
-    watch = pressure.NodeWatch(node, ctx.kube, t0).start()
-    try:
-        ctx.kube.create_pod(pressure.hog_pod(name, node.name, ctx.lab.sandbox_image, size))
-        limit = (available / size.growth_per_s() + size.hold_s + size.file_mib / 10 + 240)
-        # The episode lasts as long as the hog makes it, in a workshop's check too
-        # (its patience is for signs of a repair, not for an experiment): polling.until.
-        ended = until(lambda: _pod_phase(ctx, name)[0] in ("Succeeded", "Failed"), limit, every=3)
-        ended_at = round(time.monotonic() - t0, 1)
-        if not ended:
-            ctx.kube.delete_pod(name)
-        back = until(lambda: _ssh_seconds(node) < 2, 300, every=2)
-        back_at = round(time.monotonic() - t0, 1)
-    finally:
-        watch.stop()
-    if not back:
-        raise LabError("the node did not answer SSH within 2 s for 300 s after the pressure ended: it did not come "
-                       "back by itself (the teardown kills the VM)")
-    probe = pressure.ProbeFigures(pressure.stop_probe(node), int(node.run(["getconf", "CLK_TCK"]).stdout))
-    phase, how = _pod_phase(ctx, name)
-    log = node.run(["cat", f"{pressure.WORK_DIR}/{name}.log"], check=False).stdout
-    kills = pressure.oom_kills(node, uptime0)
-    daemon = [(round(k.epoch - start_epoch, 1), k.signal, k.pid, k.comm) for k in oomdaemon.kills(node, start_epoch)] \
-        if ctx.scratch.get("oom_daemon") else []
-    ssh = [s for _, s in watch.ssh]
-    psi = probe.psi_peak()
-    return {
-        "label": label, "at": at, "available_mib": available, "seconds": back_at, "hog_ended_s": ended_at if ended else None,
-        "back_after_end_s": round(back_at - ended_at, 1), "hog_end": how if ended else f"still {phase} ({how})",
-        "hog_peak_mib": episode.peak(log), "edge": "edge " in log, "hog_log": log[-4000:],
-        "probe_worst_gap_s": probe.worst_gap_s, "probe_gaps_over_stall": probe.gaps_over(ctx.setting("stall_s")),
-        "kswapd_cpu_s": probe.kswapd_cpu_s, "major_faults": probe.major_faults,
-        "min_available_mib": probe.min_available_mib(), "psi_some_peak": psi[0] if psi else None,
-        "psi_full_peak": psi[1] if psi else None, "probe_rows": probe.rows,
-        "ssh_worst_s": watch.worst_ssh_s, "ssh_median_s": round(statistics.median(ssh), 2) if ssh else None,
-        "ssh_points": watch.ssh, "heartbeat_worst_gap_s": watch.worst_heartbeat_gap_s,
-        "heartbeats": len(watch.renewals), "conditions": watch.conditions,
-        "oom_kills": kills, "daemon_kills": daemon, "dmesg_oom": "\n".join(f"+{t} s: killed {pid} ({comm})" for t, pid, comm in kills),
-        "innocent": _innocent(ctx, start_epoch),
-    }
-
-
-def _watch_quiet(ctx: Context, seconds: int) -> dict:
-    """The witnesses' figures with nothing going on: what a normal wait looks like here."""
-    pressure.start_probe(ctx.node)
-    watch = pressure.NodeWatch(ctx.node, ctx.kube, time.monotonic()).start()
-    try:
-        time.sleep(seconds)
-    finally:
-        watch.stop()
-    probe = pressure.ProbeFigures(pressure.stop_probe(ctx.node))
-    return {"probe_worst_gap_s": probe.worst_gap_s, "ssh_worst_s": watch.worst_ssh_s,
-            "heartbeat_worst_gap_s": watch.worst_heartbeat_gap_s, "major_faults": probe.major_faults,
-            "kswapd_cpu_s": probe.kswapd_cpu_s, "psi_some_peak": (probe.psi_peak() or (None,))[0],
-            "heartbeats": len(watch.renewals), "conditions": watch.conditions}
-
-
-def _ssh_seconds(node) -> float:
-    t0 = time.monotonic()
-    node.run(["true"], timeout=30, check=False)
-    return time.monotonic() - t0
-
-
-def _pod_phase(ctx: Context, name: str) -> tuple[str, str]:
-    """(phase, how it ended or why not): 'evicted: <message>', 'OOMKilled', 'Completed', ..."""
-    pod = ctx.kube.pod(name)
-    if pod is None or pod.status is None:
-        return "", "absent"
-    if pod.status.reason == "Evicted":
-        return pod.status.phase or "", f"evicted by kubelet: {pod.status.message or ''}".strip()
-    for cs in pod.status.container_statuses or []:
-        term = cs.state.terminated if cs.state else None
-        if term:
-            return pod.status.phase or "", f"{term.reason} (exit {term.exit_code})"
-    return pod.status.phase or "", "running"
-
-
-def _innocent(ctx: Context, since_epoch: int) -> dict:
-    out = ctx.node.run(["cat", f"{pressure.WORK_DIR}/{INNOCENT}.log"], check=False).stdout.split()
-    stamps = [int(s) for s in out if s.isdigit() and int(s) >= since_epoch]
-    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
-    phase, how = _pod_phase(ctx, INNOCENT)
-    restarts = sum(cs.restart_count for cs in (ctx.kube.pod(INNOCENT).status.container_statuses or [])) \
-        if phase else None
-    return {"worst_gap_s": max(gaps, default=None), "ticks": len(stamps), "phase": phase, "state": how,
-            "restarts": restarts}
+    """The hog once more, every witness watching (lab.fixtures.episode.run)."""
+    return episode.run(ctx.kube, ctx.node, ctx.lab.sandbox_image, _size(ctx), label,
+                       at=ctx.timeline.since_injection() or 0.0, stall_s=ctx.setting("stall_s"),
+                       oom_daemon=bool(ctx.scratch.get("oom_daemon")))
 
 
 def _eviction_config(ctx: Context, answering: bool = True) -> dict:

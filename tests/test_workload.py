@@ -1,4 +1,4 @@
-"""Reading kubelet's restart back-off off a pod's status (lab.cluster.workload)."""
+"""Reading pods' states off their status (lab.cluster.workload): restart back-off, how a pod ended."""
 
 from datetime import datetime, timezone
 from types import SimpleNamespace as NS
@@ -60,3 +60,18 @@ def test_a_containers_exit_is_read_from_docker_to_the_nanosecond():
     assert runtime.exited_at(Docker("0001-01-01T00:00:00Z\n"), "docker://c0ffee") is None   # never exited
     assert runtime.exited_at(Docker("", rc=1), "docker://gone") is None
     assert runtime.exited_at(Docker("garbage"), "docker://c0ffee") is None
+
+
+def _ended(reason=None, message=None, terminated=None, phase="Failed"):
+    state = NS(terminated=NS(reason=terminated[0], exit_code=terminated[1]) if terminated else None)
+    return NS(status=NS(reason=reason, message=message, phase=phase, container_statuses=[NS(state=state)]))
+
+
+def test_how_a_pod_ended_evicted_before_its_container_state():
+    evicted = _ended("Evicted", "The node was low on resource: memory.", ("Error", 137))
+    assert workload.phase_and_end(evicted) == ("Failed", "evicted by kubelet: The node was low on resource: memory.")
+    assert workload.phase_and_end(_ended(terminated=("OOMKilled", 137))) == ("Failed", "OOMKilled (exit 137)")
+    assert workload.phase_and_end(_ended(terminated=("Completed", 0), phase="Succeeded")) == \
+        ("Succeeded", "Completed (exit 0)")
+    assert workload.phase_and_end(_ended(phase="Running")) == ("Running", "running")
+    assert workload.phase_and_end(None) == ("", "absent")

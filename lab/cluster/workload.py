@@ -27,6 +27,20 @@ def phase_and_restarts(pod_obj) -> tuple[str, int]:
     return pod_obj.status.phase or "", restarts
 
 
+def phase_and_end(pod_obj) -> tuple[str, str]:
+    """(phase, how it ended or why not): 'evicted by kubelet: <message>', 'OOMKilled (exit 137)',
+    'Completed (exit 0)', 'running', or 'absent' for no pod."""
+    if pod_obj is None or pod_obj.status is None:
+        return "", "absent"
+    if pod_obj.status.reason == "Evicted":
+        return pod_obj.status.phase or "", f"evicted by kubelet: {pod_obj.status.message or ''}".strip()
+    for cs in pod_obj.status.container_statuses or []:
+        term = cs.state.terminated if cs.state else None
+        if term:
+            return pod_obj.status.phase or "", f"{term.reason} (exit {term.exit_code})"
+    return pod_obj.status.phase or "", "running"
+
+
 def waiting_reason(pod_obj) -> str:
     """Why the pod's first container is not running ("CrashLoopBackOff", ...), or ""."""
     statuses = (pod_obj.status.container_statuses or []) if pod_obj is not None and pod_obj.status else []
