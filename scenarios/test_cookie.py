@@ -41,6 +41,7 @@ import time
 
 from lab import timefmt
 from lab.cluster import workload
+from lab.fixtures import restarters
 from lab.nodetools import runtime, sdbus
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM
 from lab.scenario.record import BugRecord, Fix
@@ -72,23 +73,15 @@ RECORD = BugRecord(
 )
 
 PROBE_POD, RESTARTER_POD, AFTER_POD = "cookie-probed", "cookie-restarter", "cookie-after-recovery"
-# Two restarters: a relist that meets one locked container waits out kubelet's
-# 2-min runtime request timeout on it and completes, inside PLEG's 3 min; the
-# first relist that meets two (two pods' events) takes 4 min and wedges PLEG.
+# Two restarters (lab.fixtures.restarters: pods that crash on a beat, their
+# restarts cued together by the lab): a relist that meets one locked container
+# waits out kubelet's 2-min runtime request timeout on it and completes,
+# inside PLEG's 3 min; the first relist that meets two (two pods' events)
+# takes 4 min and wedges PLEG.
 RESTARTERS = (RESTARTER_POD, f"{RESTARTER_POD}-2")
-# A restarter runs at least 3 s and exits in the first second after a
-# multiple of 10 s on the node's clock (the start's fraction of a second
-# carries over): two started within a fraction of a second of each other
-# exit that close, so their back-offs (same restart count) end together.
-# kubelet's own resync (10-15 s, jittered) restarts each pod on its own and
-# drifts them apart (on a VM they once ended 3 s apart: two relists, 1.7x the
-# floor); the lab cues both at each back-off end instead, so they start
-# together, and stops preparing only once a cue found them in step.
-RESTARTER_COMMAND = "sleep 2; sleep $((10 - $(date +%s) % 10)); exit 1"
-# Back-off is then 40 s. kubelet states it only at its next sync after the
-# exit, and the write must start before it ends.
+# Their back-off is 40 s by then. kubelet states it only at its next sync
+# after the exit, and the write must start before it ends.
 RESTARTS_BEFORE_INJECTION = 3
-IN_STEP_S = 1.0   # back-offs ending closer than this are in step (one PLEG relist is 1 s)
 PLEG_PREFIX = "PLEG is not healthy"
 PLEG_LAST_SEEN = re.compile(r"pleg was last seen active (\S+) ago")
 PLEG_THRESHOLD_S = 180
@@ -139,30 +132,29 @@ class CookieOverflow(Scenario):
         node, image = ctx.node.name, ctx.lab.sandbox_image
         ctx.kube.create_pod(workload.pod(PROBE_POD, node, image, "while :; do sleep 3600; done",
                                          probe=["/bin/true"], probe_period=2))
-        for name in RESTARTERS:
-            ctx.kube.create_pod(workload.pod(name, node, image, RESTARTER_COMMAND))
+        restarter_pods = _restarters(ctx)
+        restarter_pods.create(image)
         seen, cues, in_step, deadline = {}, 0, False, time.monotonic() + 240
 
         def workload_running() -> bool:
             seen["probe"] = workload.phase_and_restarts(ctx.kube.pod(PROBE_POD))[0]
-            seen["restarts"] = counts = _restarts(ctx)
+            seen["restarts"] = counts = restarter_pods.counts()
             return seen["probe"] == "Running" and min(counts) >= RESTARTS_BEFORE_INJECTION
 
         def ready() -> bool:
             return in_step and workload_running()
 
         while not ready() and time.monotonic() < deadline:
-            waited, restarters = _await_back_offs(ctx, deadline - time.monotonic(), done=ready)
+            waited, back_offs = restarter_pods.await_back_offs(deadline - time.monotonic(), done=ready)
             if waited and not ready():
-                ends = [r["ends"] for r in restarters.values()]
-                in_step = max(ends) - min(ends) < IN_STEP_S
-                _cue(ctx, restarters, f"prepare-{cues}")
+                in_step = restarters.in_step(back_offs)
+                restarter_pods.cue(back_offs, f"prepare-{cues}")
                 cues += 1
         ctx.observe("workload-running", STEADY, workload_running(),
                     f"{PROBE_POD} {seen['probe'] or 'absent'}; {' and '.join(RESTARTERS)} restarted "
                     f"{' and '.join(map(str, seen['restarts']))} times; the lab cued their restarts "
                     f"{cues} time{'' if cues == 1 else 's'}, the last time with their back-offs ending "
-                    f"{'within' if in_step else 'MORE than'} {IN_STEP_S} s of each other")
+                    f"{'within' if in_step else 'MORE than'} {restarters.IN_STEP_S} s of each other")
 
     def inject(self, ctx: Context) -> None:
         # In production the cookie runs out at whatever moment it does; on a
@@ -176,7 +168,8 @@ class CookieOverflow(Scenario):
         # container locks -- come seconds after the bus died and fall into one
         # PLEG relist.
         push = sdbus.locate_cookie(ctx.node)
-        waited, seen = _await_back_offs(ctx, 120)
+        restarter_pods = _restarters(ctx)
+        waited, seen = restarter_pods.await_back_offs(120)
         ends = [s["ends"] for s in seen.values() if s["ends"]]
         first, last = (min(ends), max(ends)) if waited else (None, None)
         # The node's clock (kubelet's back-off) against the lab's; the time a
@@ -209,7 +202,7 @@ class CookieOverflow(Scenario):
         push = ctx.scratch["push"] = sdbus.confirm_write(ctx.node, sdbus.write_cookie(ctx.node, push, value),
                                                          pings=sdbus.UINT32_MAX - min(value, sdbus.UINT32_MAX) + 4)
         serials = ctx.scratch["inject_pings"] = push.serials_after
-        ctx.scratch["restarts_at_cue"] = _cue(ctx, seen, "injection")
+        ctx.scratch["restarts_at_cue"] = restarter_pods.cue(seen, "injection")
         ctx.scratch["restarts_cued_at"] = ctx.timeline.since_injection()
         # Did it take? gdb read the value back at the located address; then,
         # seen from outside, our Ping's reply carries a serial just above it,
@@ -286,7 +279,7 @@ class CookieOverflow(Scenario):
             time.sleep(1 if ctx.timeline.since_injection() >= PLEG_THRESHOLD_S - 10 else 5)
         at_cue = ctx.scratch.get("restarts_at_cue")
         if at_cue:
-            now_counts = _restarts(ctx)
+            now_counts = _restarters(ctx).counts()
             rose = all(b > a for a, b in zip(at_cue, now_counts))
             ctx.observe("restarts-after-cue", EVIDENCE, True,
                         f"restart counts of {' and '.join(RESTARTERS)}: {at_cue} when cued, {now_counts} now: "
@@ -373,57 +366,8 @@ class CookieOverflow(Scenario):
         ctx.timings["notready_over_pleg_threshold"] = round(notready_at / PLEG_THRESHOLD_S, 3)
 
 
-def _restarts(ctx: Context) -> list[int]:
-    """Each restarter's restart count, in RESTARTERS' order."""
-    return [workload.phase_and_restarts(ctx.kube.pod(n))[1] for n in RESTARTERS]
-
-
-def _await_back_offs(ctx: Context, seconds: float, done=lambda: False) -> tuple[bool, dict]:
-    """Wait until each restarter has run and now waits out kubelet's restart
-    back-off (or `done` holds). Returns whether they do, and per pod its
-    waiting reason and when its back-off ends (node clock)."""
-    seen = {n: {"was_running": False} for n in RESTARTERS}
-
-    def in_back_off() -> bool:
-        for name in RESTARTERS:
-            pod = ctx.kube.pod(name)
-            s = seen[name]
-            s["reason"] = workload.waiting_reason(pod)
-            s["was_running"] = s["was_running"] or s["reason"] == ""
-            s["ends"] = workload.back_off_ends(pod) if s["reason"] == "CrashLoopBackOff" else None
-        return all(s["was_running"] and s["ends"] for s in seen.values()) or done()
-
-    waited = ctx.until(in_back_off, seconds, every=0.5) and all(s["ends"] for s in seen.values())
-    for name in RESTARTERS if waited else ():
-        # the exit to the nanosecond, from the node's docker (the API has whole seconds)
-        read = {}
-
-        def exited_at(container_id: str) -> float | None:
-            read["at"] = runtime.exited_at(ctx.node, container_id)
-            return read["at"]
-        ends = workload.back_off_ends(ctx.kube.pod(name), exited_at)
-        seen[name].update(ends=ends or seen[name]["ends"], exact=ends is not None and read.get("at") is not None)
-    return waited, seen
-
-
-def _cue(ctx: Context, restarters: dict, label: str) -> list[int]:
-    """Once the later back-off has ended (node clock, known to half a round
-    trip; 0.3 s after it, or 1.1 s where only the API's whole second of the
-    exit is known), touch both restarters so kubelet syncs them now, not at
-    its 10-15 s resync: their restarts come together, and the window in which
-    one restarts on its own first stays short. Returns the restart counts just
-    before."""
-    ends = [r for r in restarters.values() if r.get("ends")]
-    if ends:
-        offset, rtt = ctx.node.clock_offset()   # now: a VM's clock drifts against the lab's
-        last = max(ends, key=lambda r: r["ends"])
-        after = 0.3 if all(r.get("exact") for r in ends) else 1.1
-        time.sleep(max(0.0, last["ends"] - offset + after + rtt / 2 - time.time()))
-    counts = _restarts(ctx)
-    for name in RESTARTERS:
-        ctx.kube.core.patch_namespaced_pod(name, ctx.kube.namespace,
-                                           {"metadata": {"annotations": {"nodelab.io/cued": label}}})
-    return counts
+def _restarters(ctx: Context) -> restarters.Restarters:
+    return restarters.Restarters(ctx.kube, ctx.node, RESTARTERS)
 
 
 def _clock(epoch: float) -> str:
