@@ -184,10 +184,10 @@ class SerializedPulls(Scenario):
         ctx.observe("pods-gone-from-runtime", EVIDENCE, cleared,
                     f"the scenario's pods {'gone' if cleared else 'NOT gone'} from the runtime, images removed")
 
-    def teardown(self, ctx: Context) -> None:
-        # This run's registry and relay, or those a workshop's break left; also
-        # when an interrupt came while they were starting.
-        registry_fixture.stop(ctx.lab.state)
+    def release(self, lab) -> None:
+        # This run's registry and relay, or those a workshop's break left (also
+        # when its node is gone); also when an interrupt came while they were starting.
+        registry_fixture.stop(lab.state)
 
 
 def _race(ctx: Context, name: str, a_from: str, b_from: str, wait_for_a_bytes: bool = True) -> pullrace.PullRace:

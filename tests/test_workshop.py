@@ -293,15 +293,21 @@ def test_break_refuses_a_scenario_without_a_guide(drill):
 def test_a_node_that_did_not_break_is_not_kept(drill):
     scenario, lab = drill
     scenario.detect = lambda ctx: None   # nothing seen: an immune node
+    released = []
+    scenario.release = released.append
     report = workshop.break_node(lab, scenario, "bookworm", {}, "")
     assert "kept" not in report and lab.removed == ["drill-1"] and workshop.current() is None
+    assert released == [lab]   # torn down as a run is, what ran beside the node included
 
 
 
-def test_reset_forgets_an_exercise_whose_node_is_gone(drill):
+def test_reset_forgets_an_exercise_whose_node_is_gone_and_releases_what_runs_beside_it(drill):
     scenario, lab = drill
+    released = []
+    scenario.release = released.append
     workshop.break_node(lab, scenario, "bookworm", {}, "")
+    assert released == []     # a kept exercise keeps what runs beside its node
     lab.nodes.clear()   # e.g. removed by hand
     assert workshop.reset(lab, lambda name: scenario).startswith("forgot the exercise (the exercise's node drill-1 "
                                                                   "is gone")
-    assert workshop.current() is None
+    assert workshop.current() is None and released == [lab]

@@ -125,3 +125,8 @@ class Scenario:
 
     def verify(self, ctx: Context) -> None: ...
     def teardown(self, ctx: Context) -> None: ...
+
+    def release(self, lab) -> None:
+        """Stop what the scenario runs beside the nodes, on the lab's side (a
+        registry, a relay). The runner calls it after teardown, and `nodelab
+        reset` also when the exercise's node is already gone."""

@@ -253,7 +253,10 @@ def _collect_logs(lab, node, run: str) -> list[str]:
 def teardown(lab, scenario: Scenario, ctx: Context) -> None:
     start = time.monotonic()
     try:
-        scenario.teardown(ctx)
+        try:
+            scenario.teardown(ctx)
+        finally:
+            scenario.release(lab)
     finally:
         _delete_pods_of(ctx)
         lab.remove_node(ctx.node)

@@ -136,11 +136,14 @@ def reset(lab, scenario_of) -> str:
     try:
         ctx = attach(lab, scenario_of(ex["scenario"]))
     except LabError as exc:
-        try:   # the node is gone; its namespace may not be
-            lab.kube(namespace=ex["namespace"]).delete_namespace()
-        except Exception:  # noqa: BLE001 - a control plane that is gone took it along
-            pass
-        exercise_file().unlink()
+        try:   # the node is gone; what the scenario runs beside it and its namespace may not be
+            scenario_of(ex["scenario"]).release(lab)
+        finally:
+            try:
+                lab.kube(namespace=ex["namespace"]).delete_namespace()
+            except Exception:  # noqa: BLE001 - a control plane that is gone took it along
+                pass
+            exercise_file().unlink()
         return f"forgot the exercise ({exc})"
     runner.teardown(lab, scenario_of(ex["scenario"]), ctx)
     exercise_file().unlink()
