@@ -61,7 +61,7 @@ def workshop(tmp_path, monkeypatch):
     monkeypatch.setenv("VAGRANT_CWD", str(tmp_path))
     answers = {"domstate": "running", "domifaddr": " vnet0  52:54:00:dd:55:57  ipv4  192.168.121.80/24",
                "dumpxml": DOMAIN_XML}
-    monkeypatch.setattr(vagrant, "_virsh", lambda *args, check=True: subprocess.CompletedProcess(
+    monkeypatch.setattr(vagrant.box, "virsh", lambda *args, check=True: subprocess.CompletedProcess(
         args, 0, answers[args[0]], ""))
     return tmp_path, answers
 
@@ -137,5 +137,6 @@ def test_earlier_volumes_of_a_box_go_unless_a_machine_is_still_backed_by_one(tmp
             out = ""
         return subprocess.CompletedProcess(argv, 0, out, "")
     monkeypatch.setattr(box.shell, "run", run)
+    monkeypatch.setattr(box, "virsh", lambda *args, check=True: run(["virsh", "-c", box.LIBVIRT, *args], check))
     box._drop_unused_volumes("xenial-ga")
     assert deleted == [str(volumes[1])]   # the oldest backs a machine, the newest is the box now

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import tarfile
 import time
 from pathlib import Path
@@ -58,7 +57,7 @@ class VagrantBackend(QemuBackend):
     def doctor(self) -> list[Check]:
         checks = super().doctor()
         try:
-            version = _virsh("version", "--daemon", check=False)
+            version = box.virsh("version", "--daemon", check=False)
             answers = version.returncode == 0
             said = version.stdout.strip().splitlines()[-1] if answers else \
                 "libvirtd does not answer (`nodelab box build` starts it)"
@@ -72,14 +71,14 @@ class VagrantBackend(QemuBackend):
 
     def _libvirt(self) -> str:
         """libvirt's version, starting virtlogd and libvirtd (recorded, stopped by `down`) if none answers."""
-        version = _virsh("version", "--daemon", check=False)
+        version = box.virsh("version", "--daemon", check=False)
         if version.returncode != 0:
             log_dir = paths.state_dir() / "logs"
             for daemon in ("virtlogd", "libvirtd"):
                 if not daemons.live(self.state, daemon):
                     daemons.start(self.state, daemon, [daemon], log_dir / f"{daemon}.log")
             deadline = time.monotonic() + 30
-            while (version := _virsh("version", "--daemon", check=False)).returncode != 0:
+            while (version := box.virsh("version", "--daemon", check=False)).returncode != 0:
                 if time.monotonic() > deadline:
                     raise LabError(f"libvirtd did not answer in 30 s: {version.stderr.strip()}")
                 time.sleep(0.5)
@@ -206,11 +205,11 @@ def workshop_machine(target: str) -> dict:
         raise LabError(f"the machine {target} in {where} is not made from the box {box.name(target)}: {made_from}")
     if _domstate(domain) != "running":
         raise LabError(f"the workshop machine {target} in {where} is not running: {hint}")
-    leases = _virsh("domifaddr", domain, "--source", "lease").stdout
+    leases = box.virsh("domifaddr", domain, "--source", "lease").stdout
     address = re.search(r"ipv4\s+([\d.]+)/", leases)
     if not address:
         raise LabError(f"libvirt knows no address of the workshop machine {target} yet: {leases.strip()}")
-    xml = ElementTree.fromstring(_virsh("dumpxml", domain).stdout)
+    xml = ElementTree.fromstring(box.virsh("dumpxml", domain).stdout)
     console = xml.find("./devices/serial[@type='file']/source")
     if console is None:
         raise LabError(f"the workshop machine {target} has no serial console in a file (the repository's "
@@ -261,23 +260,11 @@ def _tar(directory: Path, only: tuple[str, ...] | None = None) -> bytes:
 def _domstate(domain: str) -> str:
     """libvirt's state of the domain ("running", "shut off", ...), "missing" when libvirt
     has no such domain; an error when libvirt does not answer (never taken for "gone")."""
-    proc = _virsh("domstate", domain, check=False)
+    proc = box.virsh("domstate", domain, check=False)
     if proc.returncode == 0:
         return proc.stdout.strip()
     if "failed to get domain" in proc.stderr or "Domain not found" in proc.stderr:
         return "missing"
     raise LabError(f"libvirt does not answer about the workshop machine {domain}: {proc.stderr.strip()} "
                    "(`nodelab --backend vagrant setup` starts libvirtd)")
-
-
-def _virsh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    try:
-        proc = subprocess.run(["virsh", "-c", box.LIBVIRT, *args], capture_output=True, text=True, timeout=60)
-    except FileNotFoundError:
-        raise LabError("virsh: not installed (run `nodelab --backend vagrant setup`)") from None
-    except subprocess.TimeoutExpired:
-        raise LabError(f"virsh {' '.join(args)}: libvirt did not answer in 60 s") from None
-    if check and proc.returncode != 0:
-        raise LabError(f"virsh {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc
 

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
@@ -167,7 +168,7 @@ def _drop_unused_volumes(target: str) -> None:
     own and never deletes one: drop this box's earlier volumes that no machine's
     disk is backed by (a machine made from an earlier box keeps its base)."""
     prefix = name(target).replace("/", "-VAGRANTSLASH-") + "_vagrant_box_image_0_"
-    listed = shell.run(["virsh", "-c", LIBVIRT, "vol-list", "default"], check=False).stdout
+    listed = virsh("vol-list", "default", check=False).stdout
     volumes = sorted(path for path in re.findall(r"(\S+\.img)\s*$", listed, re.M) if Path(path).name.startswith(prefix))
     if len(volumes) < 2:
         return
@@ -181,15 +182,28 @@ def _drop_unused_volumes(target: str) -> None:
             used.add(found.group(1))
     for volume in volumes[:-1]:   # the newest (the name carries the time it was added) is the box's now
         if volume not in used:
-            shell.run(["virsh", "-c", LIBVIRT, "vol-delete", volume], check=False)
+            virsh("vol-delete", volume, check=False)
 
 
 def _drop_unused_kernels(target: str) -> None:
     """Kernels staged by earlier boxes of this target that no defined machine boots."""
-    domains = shell.run(["virsh", "-c", LIBVIRT, "list", "--all", "--name"], check=False).stdout.split()
-    booted = "".join(shell.run(["virsh", "-c", LIBVIRT, "dumpxml", d], check=False).stdout for d in domains)
+    domains = virsh("list", "--all", "--name", check=False).stdout.split()
+    booted = "".join(virsh("dumpxml", d, check=False).stdout for d in domains)
     current = (installed(target) / "Vagrantfile").read_text()
     for staged in LIBVIRT_IMAGES.glob(f"{STAGED_PREFIX}{target}-*"):
         if re.fullmatch(rf"{re.escape(STAGED_PREFIX + target)}-[0-9a-f]{{12}}-.*", staged.name) \
                 and str(staged) not in booted and str(staged) not in current:
             staged.unlink()
+
+
+def virsh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """virsh on the libvirt vagrant-libvirt uses, answering in 60 s; `check`: a failure raises."""
+    try:
+        proc = subprocess.run(["virsh", "-c", LIBVIRT, *args], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise LabError("virsh: not installed (run `nodelab --backend vagrant setup`)") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"virsh {' '.join(args)}: libvirt did not answer in 60 s") from None
+    if check and proc.returncode != 0:
+        raise LabError(f"virsh {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc
