@@ -1,5 +1,3 @@
-import sys
-
 from lab.scenario import catalog
 from lab.scenario.evidence import EVIDENCE, FIX, INJECTION, RECOVERY, STEADY, SYMPTOM, Timeline
 from lab.scenario.record import IMMUNE, INCONCLUSIVE, REPRODUCES
@@ -70,14 +68,3 @@ def test_memcg_expects_its_verdict_from_the_running_kernels_release():
                              ("6.1.0-41-amd64", "immune"), ("4.16.0-1-amd64", "immune"), ("", "inconclusive")):
         ctx = type("ctx", (), {"environment": {"kernel": release}})
         assert memcg.expected(ctx)[0] == verdict, release
-
-
-def test_mountunits_leaves_out_one_pod_docker_never_saw_exit_and_nothing_more():
-    # What is left of a churn cycle's deleted pods: one pod whose container
-    # docker still runs (with at most its own two subPath mounts) is recorded
-    # and left out; subPath mounts alone, two pods, or more mounts are not.
-    lingering = sys.modules[type(catalog.shipped()["mountunits"]).__module__]._lingering
-    assert lingering(["mountunits-c1-07"], 0) and lingering(["mountunits-c1-07"], 2)
-    assert not lingering([], 2)
-    assert not lingering(["mountunits-c1-03", "mountunits-c1-07"], 0)
-    assert not lingering(["mountunits-c1-07"], 3)
