@@ -251,7 +251,7 @@ def _size(ctx: Context) -> pressure.HogSize:
 def _episode(ctx: Context, label: str) -> dict:
     """The hog once more, every witness watching (lab.fixtures.episode.run)."""
     return episode.run(ctx.kube, ctx.node, ctx.lab.sandbox_image, _size(ctx), label,
-                       at=ctx.timeline.since_injection() or 0.0, stall_s=ctx.setting("stall_s"),
+                       since_injection=ctx.timeline.since_injection, stall_s=ctx.setting("stall_s"),
                        oom_daemon=bool(ctx.scratch.get("oom_daemon")))
 
 

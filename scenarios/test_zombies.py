@@ -74,11 +74,12 @@ NEW_POD_SECONDS = 60          # a new pod Running once Ready, or the daemons are
 # seconds (FailedCreatePodSandBox 3 s after creation, seen here); 30 s without
 # Running is the symptom, with the events as its evidence.
 NEWCOMER_SECONDS = 30
-# Tasks above the baseline (taken with no pod of the scenario's) that still
-# count as "PIDs back": small beside the flood's free_pids, room for the pods
-# the check itself runs and threads the daemons started during the flood.
-PIDS_BACK_MARGIN = 100        # right after the repair (a new pod running)
-PIDS_SETTLED_MARGIN = 50      # once verify deleted the scenario's pods
+# Tasks above the baseline (taken in prepare, with no pod of the scenario's
+# running) that still count as "PIDs back": small beside the flood's
+# free_pids, room for a pod of the lab's and threads the daemons started
+# during the flood.
+PIDS_BACK_MARGIN = 100        # after the cron pod's delete (repair, recover)
+PIDS_SETTLED_MARGIN = 50      # the steady-state hypothesis, before and after the run
 CRON_POD, TINI_POD, NEWCOMER_POD = "zombies-cron", "zombies-cron-tini", "zombies-newcomer"
 BASELINE_POD, AFTER_POD = "zombies-baseline", "zombies-after"
 DEFAULTS = {

@@ -1,4 +1,5 @@
 import subprocess
+from types import SimpleNamespace as NS
 
 from lab.nodetools import memcg
 
@@ -24,8 +25,14 @@ def test_zombies_are_the_cgroups_the_kernel_counts_beyond_the_live_directories()
     assert memcg.counts(_Node([(160, 110)])) == {"num_cgroups": 160, "live": 110, "zombies": 50}
 
 
+def _clock(monkeypatch, step=0.0):
+    """memcg's own view of time: sleeping costs nothing, the clock moves `step` s a look."""
+    ticks = iter(range(0, 10**6))
+    monkeypatch.setattr(memcg, "time", NS(sleep=lambda s: None, monotonic=lambda: next(ticks) * step))
+
+
 def test_a_sample_reads_memory_stat_once_the_counts_hold_still(monkeypatch):
-    monkeypatch.setattr(memcg.time, "sleep", lambda s: None)
+    _clock(monkeypatch)
     node = _Node([(170, 120), (160, 110), (160, 110)])    # kubelet still freeing a pod's cgroups, then still
     s = memcg.sample(node, reads=200)
     assert s["settled"] and s["zombies"] == 50
@@ -35,9 +42,7 @@ def test_a_sample_reads_memory_stat_once_the_counts_hold_still(monkeypatch):
 
 
 def test_a_sample_whose_counts_never_settle_says_so(monkeypatch):
-    monkeypatch.setattr(memcg.time, "sleep", lambda s: None)
-    ticks = iter(range(0, 1000, 10))
-    monkeypatch.setattr(memcg.time, "monotonic", lambda: next(ticks))
+    _clock(monkeypatch, step=10)
     node = _Node([(170 + i, 120) for i in range(50)])
     s = memcg.sample(node, reads=10, settle=30)
-    assert not s["settled"] and "still moving after 30 s" in memcg.describe(s)
+    assert not s["settled"] and "still moving when memory.stat was read" in memcg.describe(s)

@@ -25,17 +25,18 @@ class _Node:
     def run(self, argv, timeout=None, check=True):
         argv = [str(self.mountinfo) if a == "/proc/1/mountinfo" else a for a in argv]
         self.calls.append(argv)
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=check)   # as Node.run
 
 
 def test_mounts_are_told_apart_by_pod_uid(tmp_path):
     info = tmp_path / "mountinfo"
     info.write_text("1 2 0:1 / /var/lib/kubelet/pods/uid-a/volumes/kubernetes.io~secret/token rw - tmpfs tmpfs rw\n"
                     "3 2 0:2 / /var/lib/kubelet/pods/uid-a/volume-subpaths/config/main/0 rw - ext4 /dev/vda rw\n"
-                    "4 2 0:3 / /var/lib/kubelet/pods/uid-b/volumes/kubernetes.io~secret/token rw - tmpfs tmpfs rw\n")
+                    "4 2 0:3 / /var/lib/kubelet/pods/uid-b/volumes/kubernetes.io~secret/token rw - tmpfs tmpfs rw\n"
+                    "5 2 0:4 / /var/lib/kubelet/pods/uid-ab/volumes/kubernetes.io~secret/token rw - tmpfs tmpfs rw\n")
     node = _Node(info)
     assert mountchurn.mounts_of(node, ["uid-a"]) == 2
-    assert mountchurn.mounts_of(node, ["uid-a", "uid-b"]) == 3
+    assert mountchurn.mounts_of(node, ["uid-a", "uid-b"]) == 3     # not uid-ab's: a UID ends at its slash
     assert mountchurn.mounts_of(node, ["uid-c"]) == 0       # grep -c exits 1 on no match: still a count
     calls = len(node.calls)
     assert mountchurn.mounts_of(node, []) == 0 and len(node.calls) == calls   # nothing to ask the node

@@ -311,3 +311,27 @@ def test_reset_forgets_an_exercise_whose_node_is_gone_and_releases_what_runs_bes
     assert workshop.reset(lab, lambda name: scenario).startswith("forgot the exercise (the exercise's node drill-1 "
                                                                   "is gone")
     assert workshop.current() is None and released == [lab]
+
+
+def test_reset_with_the_node_gone_forgets_the_exercise_even_when_nothing_can_be_released(drill):
+    scenario, lab = drill
+    workshop.break_node(lab, scenario, "bookworm", {}, "")
+    lab.nodes.clear()
+
+    def unknown(name):
+        raise LabError(f"unknown scenario '{name}'")   # e.g. renamed since the exercise began
+    said = workshop.reset(lab, unknown)
+    assert said.startswith("forgot the exercise") and "`nodelab down` stops it" in said
+    assert workshop.current() is None
+
+
+def test_a_release_that_fails_still_leaves_no_node_or_namespace(drill):
+    scenario, lab = drill
+    scenario.detect = lambda ctx: None   # an immune node: torn down at once
+
+    def release(lab):
+        raise LabError("the relay would not stop")
+    scenario.release = release
+    with pytest.raises(LabError, match="the relay would not stop"):
+        workshop.break_node(lab, scenario, "bookworm", {}, "")
+    assert lab.removed == ["drill-1"] and workshop.current() is None

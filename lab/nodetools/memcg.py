@@ -53,7 +53,7 @@ def describe(s: dict) -> str:
     return (f"{s['num_cgroups']} memory cgroups, {s['live']} live directories ({s['zombies']} zombies), "
             f"memory.stat {s['root_us']} us at root, {s['kubepods_us']} us at kubepods.slice (fastest of "
             f"the reads; medians {s['root_median_us']}, {s['kubepods_median_us']} us)"
-            + ("" if s.get("settled", True) else "; the counts were still moving after 30 s"))
+            + ("" if s.get("settled", True) else "; the counts were still moving when memory.stat was read"))
 
 
 def besteffort_pod_slices(node) -> int:

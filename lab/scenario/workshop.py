@@ -131,20 +131,24 @@ def hint() -> tuple[int, int, str]:
 
 
 def reset(lab, scenario_of) -> str:
-    """Tear the exercise down (its pods, node and namespace) and forget it."""
+    """Tear the exercise down as a run's teardown does (its pods, node and
+    namespace, and what its scenario runs beside the node: Scenario.release)
+    and forget it. When the node is already gone, what can still be stopped is."""
     ex = require()
     try:
         ctx = attach(lab, scenario_of(ex["scenario"]))
     except LabError as exc:
+        said = f"forgot the exercise ({exc})"
         try:   # the node is gone; what the scenario runs beside it and its namespace may not be
             scenario_of(ex["scenario"]).release(lab)
-        finally:
-            try:
-                lab.kube(namespace=ex["namespace"]).delete_namespace()
-            except Exception:  # noqa: BLE001 - a control plane that is gone took it along
-                pass
-            exercise_file().unlink()
-        return f"forgot the exercise ({exc})"
+        except Exception as why:  # noqa: BLE001 - forgetting goes on; the reader learns what is left
+            said += f"; what {ex['scenario']} runs beside its node was not stopped ({why}): `nodelab down` stops it"
+        try:
+            lab.kube(namespace=ex["namespace"]).delete_namespace()
+        except Exception:  # noqa: BLE001 - a control plane that is gone took it along
+            pass
+        exercise_file().unlink()
+        return said
     runner.teardown(lab, scenario_of(ex["scenario"]), ctx)
     exercise_file().unlink()
     return f"removed node {ex['node']} and namespace {ex['namespace']}"
