@@ -75,3 +75,14 @@ def test_how_a_pod_ended_evicted_before_its_container_state():
         ("Succeeded", "Completed (exit 0)")
     assert workload.phase_and_end(_ended(phase="Running")) == ("Running", "running")
     assert workload.phase_and_end(None) == ("", "absent")
+
+
+def test_a_pod_gets_volumes_and_a_restart_policy_only_when_asked():
+    plain = workload.pod("p", "node-1", "busybox", "sleep 1")
+    assert plain["spec"]["restartPolicy"] == "Always" and "volumes" not in plain["spec"]
+    assert "volumeMounts" not in plain["spec"]["containers"][0]
+    job = workload.pod("j", "node-1", "busybox", "true", restart="Never", labels={"nodelab.scenario": "x"},
+                       mounts=[{"name": "w", "mountPath": "/w"}], volumes=[{"name": "w", "emptyDir": {}}])
+    assert job["spec"]["restartPolicy"] == "Never" and job["spec"]["volumes"] == [{"name": "w", "emptyDir": {}}]
+    assert job["spec"]["containers"][0]["volumeMounts"] == [{"name": "w", "mountPath": "/w"}]
+    assert job["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "nodelab", "nodelab.scenario": "x"}

@@ -8,16 +8,23 @@ from lab.polling import until
 
 
 def pod(name: str, node: str, image: str, command: str, *, probe: list[str] | None = None,
-        probe_period: int = 2, labels: dict | None = None, pull_policy: str = "Never") -> dict:
+        probe_period: int = 2, labels: dict | None = None, pull_policy: str = "Never", restart: str = "Always",
+        mounts: list[dict] = (), volumes: list[dict] = ()) -> dict:
+    """One `main` container running `command` under sh, bound to `node`; `mounts`
+    (its volumeMounts) and `volumes` as the API spells them."""
     container = {"name": "main", "image": image, "imagePullPolicy": pull_policy,
                  "command": ["/bin/sh", "-c", command]}
     if probe:
         container["livenessProbe"] = {"exec": {"command": probe}, "periodSeconds": probe_period,
                                       "timeoutSeconds": 1, "failureThreshold": 3}
+    if mounts:
+        container["volumeMounts"] = list(mounts)
+    spec = {"nodeName": node, "restartPolicy": restart, "terminationGracePeriodSeconds": 0, "containers": [container]}
+    if volumes:
+        spec["volumes"] = list(volumes)
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "nodelab", **(labels or {})}},
-            "spec": {"nodeName": node, "restartPolicy": "Always", "terminationGracePeriodSeconds": 0,
-                     "containers": [container]}}
+            "spec": spec}
 
 
 def phase_and_restarts(pod_obj) -> tuple[str, int]:
