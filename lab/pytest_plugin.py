@@ -15,7 +15,7 @@ import pytest
 from lab import backends
 from lab.recipes import targets
 from lab.errors import LabError
-from lab.reports.console import explain
+from lab.reports.console import explain, recap
 from lab.scenario import params
 from lab.scenario.definition import Scenario
 from lab.progress import say
@@ -178,8 +178,16 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    """With --repeat N: how often each run gave its expected verdict, and the spread of its timings."""
+    """Every scenario run of the session, a line each (and why, for one that
+    missed its expected verdict: lab.reports.console.recap), last in the output,
+    where a cut log still shows it; with --repeat N: how often each run gave its
+    expected verdict, and the spread of its timings."""
     reports = config.stash.get(_REPORTS, [])
+    if reports:
+        terminalreporter.section("scenario runs")
+        for report in reports:
+            for line in recap(report):
+                terminalreporter.write_line(line)
     if config.getoption("--repeat") < 2 or not reports:
         return
     from lab.reports import rates

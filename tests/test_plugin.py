@@ -151,3 +151,51 @@ def test_a_form_a_target_cannot_have_is_skipped_with_the_reason():
     memstall = catalog.shipped()["memstall"]
     assert memstall.cannot_run_on("bookworm", memstall.variant_params("earlyoom")) == ""
     assert memstall.cannot_run_on("xenial-ga", memstall.variant_params("eviction")) == ""
+
+
+def test_the_session_ends_with_every_run_and_why_the_ones_that_missed_did():
+    import pytest
+    from lab.pytest_plugin import _REPORTS
+    fine = {"scenario": "memcg", "target": "xenial-ga", "variant": "", "verdict": "reproduces",
+            "verdict_reason": "symptoms seen", "expected": {"verdict": "reproduces"}, "report_file": "a.json",
+            "total_seconds": 330.1, "observations": []}
+    missed = {"scenario": "cookie", "target": "bookworm", "variant": "", "verdict": "inconclusive",
+              "verdict_reason": "the node's own kernel locked up (21 console lines, ...)",
+              "expected": {"verdict": "immune"}, "report_file": "b.json", "total_seconds": 322.0,
+              "logs": ["/r/cookie-bookworm-1/console.txt"], "error": "LabError: wave 1 did not complete",
+              "kernel_lockups": {"count": 21, "first": ["[ 89.6] rcu: INFO: rcu_preempt detected stalls"]},
+              "observations": [{"kind": "steady-state", "name": "node-ready", "seen": False, "at": None, "t": 322,
+                                "summary": "Ready=Unknown Kubelet stopped posting node status."},
+                               {"kind": "steady-state", "name": "system-bus-answers", "seen": True, "at": None,
+                                "t": 30, "summary": "serial 7"}]}
+
+    class Terminal:
+        def __init__(self):
+            self.lines = []
+
+        def section(self, title):
+            self.lines.append(f"== {title}")
+
+        def write_line(self, line):
+            self.lines.append(line)
+
+    class Config:
+        stash = pytest.Stash()
+
+        @staticmethod
+        def getoption(name):
+            return 1
+
+    Config.stash[_REPORTS] = [fine, missed]
+    terminal = Terminal()
+    pytest_plugin.pytest_terminal_summary(terminal, Config)
+    assert terminal.lines == [
+        "== scenario runs",
+        "memcg on xenial-ga: reproduces (expected reproduces) in 330.1 s",
+        "cookie on bookworm: inconclusive (expected immune) in 322.0 s",
+        "  why: the node's own kernel locked up (21 console lines, ...)",
+        "  error: LabError: wave 1 did not complete",
+        "  not seen: [steady-state] node-ready: Ready=Unknown Kubelet stopped posting node status.",
+        "  console: [ 89.6] rcu: INFO: rcu_preempt detected stalls",
+        "  node logs: /r/cookie-bookworm-1",
+        "  report: b.json"]

@@ -44,3 +44,25 @@ def explain(report: dict) -> str:
         lines.append(report.get("traceback", ""))
     lines.append(f"report: {report['report_file']}")
     return "\n".join(lines)
+
+
+def recap(report: dict) -> list[str]:
+    """A run in a few lines for the end of a test session: the verdict against
+    the expected one and the time; for a run that missed it, why (the reason
+    whole, the step's error, what did not hold) and where its evidence is, so
+    the tail of a CI log says what failed without its tracebacks."""
+    exp = report.get("expected", {}).get("verdict", "?")
+    lines = [f"{title(report)}: {report['verdict']} (expected {exp}) in {report.get('total_seconds', '?')} s"]
+    if report["verdict"] == exp:
+        return lines
+    lines.append(f"  why: {report['verdict_reason']}")
+    if report.get("error"):
+        lines.append(f"  error: {report['error']}")
+    lines += [f"  not seen: [{o['kind']}] {o['name']}: {o['summary']}"
+              for o in report.get("observations", []) if not o["seen"]]
+    for line in report.get("kernel_lockups", {}).get("first", []):
+        lines.append(f"  console: {line}")
+    if report.get("logs"):
+        lines.append(f"  node logs: {Path(report['logs'][0]).parent}")
+    lines.append(f"  report: {report['report_file']}")
+    return lines
