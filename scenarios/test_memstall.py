@@ -41,7 +41,6 @@ kernel's OOM killer would act (immune).
 
 import time
 
-from kubernetes.utils import parse_quantity
 
 from lab.cluster import workload
 from lab.errors import LabError
@@ -118,7 +117,7 @@ class MemoryStall(Scenario):
         return oomdaemon.unavailable(target) if params.get("oom_daemon") == "earlyoom" else ""
 
     def expected(self, ctx: Context) -> tuple[str, str]:
-        config = ctx.scratch["config"] = _eviction_config(ctx)
+        config = ctx.scratch["config"] = pressure.eviction_settings(ctx.kube, ctx.node)
         shown = (f"kubelet's evictionHard memory.available {config['threshold']} and systemReserved memory "
                  f"{config['reserved'] or 'none'} (its /configz)")
         if ctx.params.get("oom_daemon") == "earlyoom":
@@ -203,11 +202,12 @@ class MemoryStall(Scenario):
         a hard eviction threshold with headroom and system-reserved memory (REMEDY)."""
         t0 = time.monotonic()
         ctx.lab.restart_kubelet(ctx.node, REMEDY)
-        took = ctx.until(lambda: _eviction_config(ctx, answering=False).get("threshold") == "600Mi", 120, every=2)
+        settings = lambda: pressure.eviction_settings(ctx.kube, ctx.node, answering=False)   # noqa: E731
+        took = ctx.until(lambda: settings().get("threshold") == "600Mi", 120, every=2)
         ctx.until(lambda: ctx.kube.condition(ctx.node.name).status == "True", 120, every=2)
         ctx.timings["kubelet_restart_s"] = round(time.monotonic() - t0, 1)
         ctx.observe("kubelet-restarted-with-the-remedy", EVIDENCE, took,
-                    f"kubelet restarted with {' '.join(REMEDY)}: {_eviction_config(ctx, answering=False)}")
+                    f"kubelet restarted with {' '.join(REMEDY)}: {settings()}")
         if not took:
             raise LabError("kubelet did not come back with the remedy's eviction threshold")
 
@@ -216,7 +216,8 @@ class MemoryStall(Scenario):
         checks, and the same hog, run again, is evicted before the node stalls."""
         ready = ctx.until(lambda: ctx.kube.condition(ctx.node.name).status == "True", 120, every=2)
         seen: list[dict] = []   # a kubelet just restarted answers /configz a few seconds later
-        ctx.until(lambda: seen.append(_eviction_config(ctx, answering=False)) or seen[-1], 120, every=2)
+        ctx.until(lambda: seen.append(pressure.eviction_settings(ctx.kube, ctx.node, answering=False)) or seen[-1],
+                  120, every=2)
         config = seen[-1]
         room, why = _headroom(ctx, config) if config else (False, "kubelet's /configz does not answer")
         ctx.observe("eviction-threshold-has-headroom", RECOVERY, ready and room,
@@ -255,19 +256,6 @@ def _episode(ctx: Context, label: str) -> dict:
                        oom_daemon=bool(ctx.scratch.get("oom_daemon")))
 
 
-def _eviction_config(ctx: Context, answering: bool = True) -> dict:
-    try:
-        config = ctx.kube.kubelet_config(ctx.node.name)
-    except LabError:
-        if answering:
-            raise
-        return {}
-    threshold = (config.get("evictionHard") or {}).get("memory.available", "")
-    reserved = (config.get("systemReserved") or {}).get("memory", "")
-    return {"threshold": threshold, "threshold_mib": _mib(threshold, ctx), "reserved": reserved,
-            "memcg_notification": config.get("kernelMemcgNotification")}
-
-
 def _headroom(ctx: Context, config: dict) -> tuple[bool, str]:
     """Whether kubelet's hard eviction threshold leaves room for the hog's growth in
     one eviction interval plus 100 MiB (the edge comes first otherwise), and why."""
@@ -276,15 +264,6 @@ def _headroom(ctx: Context, config: dict) -> tuple[bool, str]:
         return False, (f"the threshold is below the hog's growth in one {EVICTION_INTERVAL_S} s eviction interval "
                        f"({growth:.0f} MiB) plus 100 MiB, so the edge comes first")
     return True, f"room for {growth:.0f} MiB of growth between two eviction checks, plus 100 MiB"
-
-
-def _mib(quantity: str, ctx: Context) -> float:
-    """A Kubernetes quantity (100Mi, 1Gi, 500M) in MiB; a percentage is of the node's memory."""
-    q = quantity.strip()
-    if q.endswith("%"):
-        total = int(ctx.node.run("awk '/^MemTotal:/ {print $2}' /proc/meminfo").stdout) / 1024
-        return float(q[:-1]) * total / 100
-    return float(parse_quantity(q)) / 2**20 if q else 0.0
 
 
 # -- what the report says ----------------------------------------------------------------

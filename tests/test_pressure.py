@@ -5,6 +5,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from lab.fixtures import pressure
 from lab.recipes import cbuild
 from lab.scenario import catalog
@@ -72,3 +74,31 @@ def test_memstall_expects_its_verdict_from_kubelets_eviction_threshold_against_t
     for threshold, verdict in (("100Mi", "reproduces"), ("400Mi", "reproduces"), ("600Mi", "immune"),
                                ("1Gi", "immune"), ("10%", "reproduces"), ("30%", "immune")):
         assert memstall.expected(ctx(threshold))[0] == verdict, threshold
+
+
+def test_kubelets_eviction_settings_are_read_from_its_config_in_mib():
+    from types import SimpleNamespace
+    from lab.errors import LabError
+    node = SimpleNamespace(name="n1", run=lambda cmd: SimpleNamespace(stdout="2048000\n"))   # MemTotal kB
+
+    class Kube:
+        config = {"evictionHard": {"memory.available": "600Mi"}, "systemReserved": {"memory": "300Mi"},
+                  "kernelMemcgNotification": False}
+
+        def kubelet_config(self, name):
+            if self.config is None:
+                raise LabError("kubelet configz: connection refused")
+            return self.config
+
+    kube = Kube()
+    assert pressure.eviction_settings(kube, node) == {"threshold": "600Mi", "threshold_mib": 600.0,
+                                                      "reserved": "300Mi", "memcg_notification": False}
+    kube.config = {"evictionHard": {"memory.available": "10%"}}
+    assert pressure.eviction_settings(kube, node)["threshold_mib"] == 200.0
+    kube.config = {}
+    assert pressure.eviction_settings(kube, node)["threshold_mib"] == 0.0
+    assert pressure.mib("1Gi", node) == 1024.0 and round(pressure.mib("500M", node), 1) == 476.8
+    kube.config = None
+    assert pressure.eviction_settings(kube, node, answering=False) == {}
+    with pytest.raises(LabError, match="connection refused"):
+        pressure.eviction_settings(kube, node)
