@@ -41,7 +41,6 @@ kernel's OOM killer would act (immune).
 
 import time
 
-
 from lab.cluster import workload
 from lab.errors import LabError
 from lab.fixtures import episode, oomdaemon, pressure
@@ -202,7 +201,9 @@ class MemoryStall(Scenario):
         a hard eviction threshold with headroom and system-reserved memory (REMEDY)."""
         t0 = time.monotonic()
         ctx.lab.restart_kubelet(ctx.node, REMEDY)
-        settings = lambda: pressure.eviction_settings(ctx.kube, ctx.node, answering=False)   # noqa: E731
+        def settings() -> dict:
+            return pressure.eviction_settings(ctx.kube, ctx.node, answering=False)
+
         took = ctx.until(lambda: settings().get("threshold") == "600Mi", 120, every=2)
         ctx.until(lambda: ctx.kube.condition(ctx.node.name).status == "True", 120, every=2)
         ctx.timings["kubelet_restart_s"] = round(time.monotonic() - t0, 1)
