@@ -257,10 +257,17 @@ def _against_container_bound(ctx: Context, per_100: float) -> str:
 
 def _cycle(ctx: Context, label: str, count: int) -> dict[str, int]:
     """One churn cycle (lab.fixtures.mountchurn.cycle); a pod whose containers
-    would not exit is recorded as evidence and left out of later waits."""
+    would not exit is recorded as evidence: released by the lab, or else left
+    out of later waits."""
     stuck = ctx.scratch.setdefault("lingering", {"pods": [], "subpath_mounts": 0})
     while_running, lingered = mountchurn.cycle(ctx.kube, ctx.node, ctx.lab.sandbox_image, label, count, stuck)
-    if lingered:
+    if lingered and lingered.went:
+        ctx.observe(f"container-would-not-exit-{label}", EVIDENCE, True,
+                    f"cycle {label}: {lingered.pod}'s containers still ran {mountchurn.LINGER_S} s after the other "
+                    f"{count - 1} pods' had gone; the lab released it (not part of the bug's chain), then it went "
+                    f"as the others had: {' | '.join(lingered.released)}; before: "
+                    f"{' | '.join(lingered.seen.splitlines()[:4])}", lingered.seen)
+    elif lingered:
         ctx.observe(f"container-would-not-exit-{label}", EVIDENCE, True,
                     f"cycle {label}: {lingered.pod}'s containers still ran {mountchurn.LINGER_S} s after the other "
                     f"{count - 1} pods' had gone ({lingered.subpath_mounts} of its subPath mounts left); left out of "
