@@ -41,14 +41,16 @@ def check(lab, scenario: Scenario, target: str, variant: str = "", params: dict 
     `keep(report)` the whole report (for --repeat's rates)."""
     report = run(lab, scenario, target, params, variant)
     keep(report)
-    if report["verdict"] == INCONCLUSIVE and "kernel_lockups" in report:
+    hung = "kernel_lockups" in report or "node_unanswering" in report
+    if report["verdict"] == INCONCLUSIVE and hung:
         # The run reached no verdict while the VM under it hung (its own kernel said
-        # so on its console, seen under TCG): a step that failed, or a steady state
-        # that never held because the node stopped answering, tells nothing of the
-        # bug, either way. One more run on a fresh node, said here and in the JUnit
-        # properties; a second fails. Never after a run that ended with a verdict
-        # (reproduces or immune): that one stands.
-        record("rerun_after_kernel_lockup", report["report_file"])
+        # so on its console, or it stopped answering SSH at all; both seen under
+        # TCG): a step that failed, or a steady state that never held because the
+        # node stopped answering, tells nothing of the bug, either way. One more
+        # run on a fresh node, said here and in the JUnit properties; a second
+        # fails. Never after a run that ended with a verdict (reproduces or
+        # immune): that one stands.
+        record("rerun_after_node_hung", report["report_file"])
         say(f"[yellow]{report['verdict_reason']}\nrunning {scenario.name} on {target} once more on a fresh node"
             f"[/yellow]")
         report = run(lab, scenario, target, params, variant)

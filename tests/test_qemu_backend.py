@@ -137,3 +137,24 @@ def test_a_guest_kernels_soft_lockups_and_rcu_stalls_are_read_off_its_console_an
 [  100.00] INFO: task kubelet:900 blocked for more than 120 seconds."""
     assert vm.lockups(console) == [line.strip() for line in console.splitlines()[2:7]]
     assert vm.lockups("[ 1.0] Linux version 6.1.0-27-amd64") == []
+
+
+def test_a_vm_that_runs_no_command_is_said_to_have_stopped_answering_with_its_consoles_last_kernel_line(tmp_path):
+    from types import SimpleNamespace as NS
+    console = tmp_path / "console.txt"
+    console.write_text("[   92.70] docker0: port 3(veth53f2ef7) entered disabled state\n"
+                       "[  OK  ] Reached target Multi-User System.\n")
+    answers = []
+
+    class Node:
+        name, details = "nodelab-cookie-bookworm-1", {"console": str(console)}
+
+        def run(self, argv, timeout=60, check=True):
+            answers.append((argv, timeout))
+            return NS(ok=bool(answers[0:1] and len(answers) == 2), rc=124, stderr="ssh: no answer")
+    backend = QemuBackend.__new__(QemuBackend)
+    assert backend.unanswering(Node()) == (
+        "nodelab-cookie-bookworm-1 did not run `true` within 30 s over SSH (ssh: no answer); its console's last "
+        "kernel line: [   92.70] docker0: port 3(veth53f2ef7) entered disabled state")
+    assert answers == [(["true"], 30)]
+    assert backend.unanswering(Node()) == ""     # it answered

@@ -168,9 +168,10 @@ class FakeKube:
 
 class FakeLab:
     def __init__(self, tmp_path):
-        self.lockups = []
+        self.lockups, self.silent, self.asked = [], "", []
         self.backend = SimpleNamespace(name="fake", collect_logs=lambda node, d: [], sandbox_image=lambda: "busybox",
-                                       cannot_run=lambda required: None, kernel_lockups=lambda node: self.lockups)
+                                       cannot_run=lambda required: None, kernel_lockups=lambda node: self.lockups,
+                                       unanswering=lambda node: self.asked.append(node.name) or self.silent)
         self.sandbox_image = None
         self.nodes, self.removed = {}, []
         self.kubeconfig = tmp_path / "kubeconfig"
@@ -241,6 +242,16 @@ def test_a_run_on_a_node_whose_kernel_locked_up_says_so_in_its_verdict(drill, mo
     lab.lockups = []
     report = runner.run(lab, scenario, "bookworm")
     assert report["verdict_reason"].startswith("the run failed") and "kernel_lockups" not in report
+    assert "node_unanswering" not in report and lab.asked == ["drill-1"]
+    # A machine that froze without a word on its console is said to have stopped answering.
+    lab.silent = "drill-1 did not run `true` within 30 s over SSH (ssh: no answer); its console's last kernel line: none"
+    report = runner.run(lab, scenario, "bookworm")
+    assert report["node_unanswering"] == lab.silent
+    assert report["verdict_reason"].startswith(f"the node's machine stopped answering ({lab.silent}); the run failed")
+    # A run that reached a verdict is not asked.
+    monkeypatch.delattr(scenario, "inject")   # the class's own again
+    asked = len(lab.asked)
+    assert runner.run(lab, scenario, "bookworm")["verdict"] == REPRODUCES and len(lab.asked) == asked
 
 
 def test_a_form_the_guide_does_not_describe_has_its_guide_reported_not_checked(drill):

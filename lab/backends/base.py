@@ -124,6 +124,13 @@ class Backend(ABC):
         lab host's kernel have none to read: empty."""
         return []
 
+    def unanswering(self, node: Node) -> str:
+        """Why the node's own machine no longer answers a command ("" when it
+        does). A VM can freeze whole under TCG without a word on its console;
+        a run that ends so tells nothing of the bug. Nodes sharing the lab
+        host's kernel: "" (what runs there is the host's)."""
+        return ""
+
     @abstractmethod
     def reset(self, keep) -> list[str]:
         """Remove every node and network this backend owns (by the state file and

@@ -62,6 +62,8 @@ def recap(report: dict) -> list[str]:
               for o in report.get("observations", []) if not o["seen"]]
     for line in report.get("kernel_lockups", {}).get("first", []):
         lines.append(f"  console: {line}")
+    if report.get("node_unanswering"):
+        lines.append(f"  node: {report['node_unanswering']}")
     if report.get("logs"):
         lines.append(f"  node logs: {Path(report['logs'][0]).parent}")
     lines.append(f"  report: {report['report_file']}")

@@ -137,6 +137,10 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
                     lockups = _kernel_lockups(lab, ctx.node)
                     if lockups:
                         report["kernel_lockups"] = {"count": len(lockups), "first": lockups[:KEPT_LOCKUP_LINES]}
+                    elif error is not None or timeline.missed(STEADY):
+                        silent = _unanswering(lab, ctx.node)
+                        if silent:
+                            report["node_unanswering"] = silent
                     report["logs"] = _collect_logs(lab, ctx.node, report["run"])
                     teardown(lab, scenario, ctx)
     if signals.received:
@@ -153,6 +157,8 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
         said = f"the node's own kernel locked up ({lockups['count']} console lines, the first: {lockups['first'][0]})"
         reason = (f"{said}, so the run says nothing of the bug; {reason}" if verdict == INCONCLUSIVE else
                   f"{reason}; beware: {said}")
+    elif "node_unanswering" in report:
+        reason = f"the node's machine stopped answering ({report['node_unanswering']}); {reason}"
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
                    "total_seconds": round(time.monotonic() - t0, 1)})
     detectors = detection.report(watch, detector_error, timeline, verdict, scenario.detector_unjudged.get(variant, ""))
@@ -239,6 +245,16 @@ def _kernel_lockups(lab, node) -> list[str]:
     except Exception as exc:  # noqa: BLE001 - evidence, never a reason to skip the teardown
         say(f"[yellow]could not read {node.name}'s console for lockups: {exc}[/yellow]")
         return []
+
+
+def _unanswering(lab, node) -> str:
+    """Why the node's machine no longer answers (lab.backends.base.Backend.unanswering);
+    a check that fails is no answer either way, and the run goes on to its teardown."""
+    try:
+        return lab.backend.unanswering(node)
+    except Exception as exc:  # noqa: BLE001 - evidence, never a reason to skip the teardown
+        say(f"[yellow]could not ask {node.name} whether it answers: {exc}[/yellow]")
+        return ""
 
 
 def _collect_logs(lab, node, run: str) -> list[str]:

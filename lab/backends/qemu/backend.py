@@ -10,6 +10,7 @@ real machine's PID 1 with every capability.
 """
 
 import gzip
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -26,6 +27,8 @@ from lab.recipes import images
 from lab.recipes.targets import TARGETS, Target
 
 KUBELET_IN_NODE = "/opt/nodelab/kube/kubelet"   # the 9p share of the lab's Kubernetes binaries
+ANSWER_S = 30   # a VM that cannot run `true` over SSH in this long has stopped answering
+KERNEL_LINE = re.compile(r"\[\s*\d+\.\d+\] ")   # a console line the kernel wrote (its uptime first)
 
 
 class QemuBackend(Backend):
@@ -165,6 +168,16 @@ class QemuBackend(Backend):
     def kernel_lockups(self, node: SSHNode) -> list[str]:
         console = Path(node.details.get("console", ""))
         return vm.lockups(console.read_text(errors="replace")) if console.is_file() else []
+
+    def unanswering(self, node: SSHNode) -> str:
+        res = node.run(["true"], timeout=ANSWER_S, check=False)
+        if res.ok:
+            return ""
+        console = Path(node.details.get("console", ""))
+        last = next((line.strip() for line in reversed(vm.tail(console, 200).splitlines())
+                     if KERNEL_LINE.match(line)), "none") if console.is_file() else "no console"
+        return (f"{node.name} did not run `true` within {ANSWER_S} s over SSH ({(res.stderr or '').strip() or res.rc}); "
+                f"its console's last kernel line: {last}")
 
     def reset(self, keep) -> list[str]:
         removed = []
