@@ -1,4 +1,5 @@
 import subprocess
+from types import SimpleNamespace as NS
 
 import pytest
 
@@ -48,3 +49,70 @@ def test_a_sample_reads_every_figure_and_skips_what_is_not_one():
             out = "transient 12\npod_mount_units 0\nsubpath_mounts 4\nkubelet_rss_kib\n"
             return subprocess.CompletedProcess(argv, 0, out, "")
     assert mountchurn.sample(Node()) == {"transient": 12, "pod_mount_units": 0, "subpath_mounts": 4}
+
+
+class _Churn:
+    """A cycle's world after delete: `left` pods still running for docker (with
+    their 2 subPath mounts each) until the lab releases them, if `releasable`."""
+
+    def __init__(self, monkeypatch, left, releasable):
+
+        self.left, self.released, clock = list(left), [], [0.0]
+        monkeypatch.setattr("lab.polling.time.monotonic", lambda: clock[0])
+        monkeypatch.setattr("lab.polling.time.sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+        monkeypatch.setattr(mountchurn.time, "monotonic", lambda: clock[0])
+        monkeypatch.setattr(mountchurn, "sample", lambda node: {"subpath_mounts": 2 * len(self.left)})
+        monkeypatch.setattr(mountchurn, "mounts_of", lambda node, uids: 0)
+        monkeypatch.setattr(mountchurn.workload, "pods_of_containers_on_node",
+                            lambda node, prefix, exited=True: list(self.left))
+        monkeypatch.setattr(mountchurn.runtime, "lingering_containers", lambda node, prefix: "== " + " ".join(self.left))
+
+        def release(node, prefix):
+            assert prefix == "mountunits-c0-"    # this cycle's pods, never an earlier cycle's lingering one
+            self.released.append(clock[0])
+            if not releasable:
+                return []
+            gone, self.left[:] = list(self.left), []
+            return [f"{p} 0123456789ab: docker had it running with its process 9 gone; killed its containerd-shim 8"
+                    for p in gone]
+        monkeypatch.setattr(mountchurn.runtime, "release_exited", release)
+        self.pods = {}
+        self.kube = NS(create_pod=lambda spec: self.pods.__setitem__(spec["metadata"]["name"], spec),
+                       pods=lambda selector: [NS(metadata=NS(name=n, uid=f"uid-{n}"),
+                                                 status=NS(phase="Running", container_statuses=[])) for n in self.pods],
+                       delete_pods=lambda selector: None)
+
+
+def test_a_pod_docker_never_saw_exit_is_released_once_it_lingered_and_then_goes(monkeypatch):
+    churn, stuck = _Churn(monkeypatch, ["mountunits-c0-01"], releasable=True), {"pods": [], "subpath_mounts": 0}
+    _, lingered = mountchurn.cycle(churn.kube, NS(name="n"), "img", "c0", 3, stuck)
+    assert churn.released and churn.released[0] >= mountchurn.LINGER_S
+    assert lingered.went and lingered.pod == "mountunits-c0-01" and lingered.subpath_mounts == 0
+    assert lingered.released[0].startswith("mountunits-c0-01 0123456789ab: docker had it running")
+    assert lingered.seen == "== mountunits-c0-01"     # what the node showed before the release
+    assert stuck == {"pods": [], "subpath_mounts": 0}   # nothing left out of later waits
+
+
+def test_a_pod_that_cannot_be_released_lingers_and_is_left_out_of_later_waits(monkeypatch):
+    churn, stuck = _Churn(monkeypatch, ["mountunits-c0-01"], releasable=False), {"pods": [], "subpath_mounts": 0}
+    _, lingered = mountchurn.cycle(churn.kube, NS(name="n"), "img", "c0", 3, stuck)
+    assert len(churn.released) == 1 and not lingered.went and lingered.released == ()
+    assert stuck == {"pods": ["mountunits-c0-01"], "subpath_mounts": 2}
+
+
+def test_a_released_pod_that_still_does_not_go_lingers_within_the_cycles_wait(monkeypatch):
+    churn, stuck = _Churn(monkeypatch, ["mountunits-c0-01"], releasable=True), {"pods": [], "subpath_mounts": 0}
+    monkeypatch.setattr(mountchurn.runtime, "release_exited", lambda node, prefix: churn.released.append(1) or
+                        ["mountunits-c0-01 0123456789ab: ... killed its containerd-shim 8"])
+    _, lingered = mountchurn.cycle(churn.kube, NS(name="n"), "img", "c0", 3, stuck)
+    assert churn.released == [1] and not lingered.went and lingered.released
+    assert stuck == {"pods": ["mountunits-c0-01"], "subpath_mounts": 2}
+
+
+def test_two_pods_left_are_no_churn_to_judge_and_nothing_is_released(monkeypatch):
+    import pytest
+    from lab.errors import LabError
+    churn = _Churn(monkeypatch, ["mountunits-c0-01", "mountunits-c0-02"], releasable=True)
+    with pytest.raises(LabError, match="still there 120 s after delete"):
+        mountchurn.cycle(churn.kube, NS(name="n"), "img", "c0", 3, {"pods": [], "subpath_mounts": 0})
+    assert churn.released == []

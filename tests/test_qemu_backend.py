@@ -151,10 +151,12 @@ def test_a_vm_that_runs_no_command_is_said_to_have_stopped_answering_with_its_co
 
         def run(self, argv, timeout=60, check=True):
             answers.append((argv, timeout))
-            return NS(ok=bool(answers[0:1] and len(answers) == 2), rc=124, stderr="ssh: no answer")
+            return [NS(timed_out=True, rc=124, stderr="ssh: no answer"), NS(timed_out=False, rc=0, stderr=""),
+                    NS(timed_out=False, rc=126, stderr="sh: cannot fork")][len(answers) - 1]
     backend = QemuBackend.__new__(QemuBackend)
     assert backend.unanswering(Node()) == (
         "nodelab-cookie-bookworm-1 did not run `true` within 30 s over SSH (ssh: no answer); its console's last "
         "kernel line: [   92.70] docker0: port 3(veth53f2ef7) entered disabled state")
     assert answers == [(["true"], 30)]
     assert backend.unanswering(Node()) == ""     # it answered
+    assert backend.unanswering(Node()) == ""     # it answered, with a failure of its own: a machine that runs

@@ -158,7 +158,8 @@ def run(lab, scenario: Scenario, target: "str | Target", params: dict | None = N
         reason = (f"{said}, so the run says nothing of the bug; {reason}" if verdict == INCONCLUSIVE else
                   f"{reason}; beware: {said}")
     elif "node_unanswering" in report:
-        reason = f"the node's machine stopped answering ({report['node_unanswering']}); {reason}"
+        said = f"the node's machine stopped answering ({report['node_unanswering']})"
+        reason = f"{said}; {reason}" if verdict == INCONCLUSIVE else f"{reason}; beware: {said}"
     report.update({"verdict": verdict, "verdict_reason": reason, **timeline.as_dict(),
                    "total_seconds": round(time.monotonic() - t0, 1)})
     detectors = detection.report(watch, detector_error, timeline, verdict, scenario.detector_unjudged.get(variant, ""))

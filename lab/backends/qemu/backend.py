@@ -171,7 +171,7 @@ class QemuBackend(Backend):
 
     def unanswering(self, node: SSHNode) -> str:
         res = node.run(["true"], timeout=ANSWER_S, check=False)
-        if res.ok:
+        if not (res.timed_out or res.rc == 255):   # it ran (even failing): the machine answers
             return ""
         console = Path(node.details.get("console", ""))
         last = next((line.strip() for line in reversed(vm.tail(console, 200).splitlines())
